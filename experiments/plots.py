@@ -1,0 +1,267 @@
+"""Reading run directories and plotting their curves.
+
+Shared by the runner (its per-run ``curves.png``), ``experiments.report`` and
+``experiments.suite``. The run directory contract (``config.json``,
+``history.csv``, ``summary.json``) is described in the README.
+
+Plotting uses ``matplotlib.figure.Figure`` with the Agg canvas directly, never
+``pyplot``: it needs no display, leaves a user's interactive backend alone and
+holds no global figure state, so nothing has to be closed by hand.
+"""
+
+import csv
+import dataclasses
+import json
+import math
+import os
+
+HISTORY_COLUMNS = (
+    "epoch",
+    "learning_rate",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "epoch_seconds",
+)
+
+# A learning-rate axis is drawn in log scale when every value is > 0 and the
+# largest is more than this many times the smallest (about one decade).
+LOG_SCALE_MIN_RATIO = 10.0
+# The training-loss axis goes to log scale only for a very wide range (a run
+# that blows up before it turns NaN would otherwise flatten every other curve).
+LOSS_LOG_SCALE_MIN_RATIO = 100.0
+
+
+@dataclasses.dataclass
+class Run:
+    """One run directory, as read from disk.
+
+    Attributes:
+        path: the run directory.
+        name: its base name (the runner's ``--run_name``).
+        config: ``config.json`` as a dict, or ``None`` when missing.
+        history: ``history.csv`` rows (see `read_history`), ``[]`` when missing.
+        summary: ``summary.json`` as a dict, or ``None`` while the run has not
+            finished (interrupted or still running).
+    """
+
+    path: str
+    name: str
+    config: dict | None
+    history: list
+    summary: dict | None
+
+    @property
+    def finished(self):
+        return self.summary is not None
+
+    @property
+    def flags(self):
+        return dict((self.config or {}).get("flags", {}))
+
+
+def is_run_dir(path):
+    """Returns True if `path` is a directory holding a run's ``config.json``."""
+    return os.path.isfile(os.path.join(path, "config.json"))
+
+
+def read_history(run_dir):
+    """Reads ``<run_dir>/history.csv``.
+
+    Args:
+        run_dir: a run directory.
+
+    Returns:
+        A list of dicts, one per completed epoch in file order, each mapping
+        every column of `HISTORY_COLUMNS` to a float (``nan``/``inf`` are kept
+        as such). ``[]`` when the file does not exist yet.
+
+    Raises:
+        ValueError: if the header lacks a column or a row is not numeric.
+    """
+    path = os.path.join(run_dir, "history.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in HISTORY_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(
+                f"read_history: {path} must have the columns {list(HISTORY_COLUMNS)}, "
+                f"received header={reader.fieldnames}"
+            )
+        rows = []
+        for line_number, raw in enumerate(reader, start=2):
+            try:
+                rows.append({c: float(raw[c]) for c in HISTORY_COLUMNS})
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"read_history: {path} line {line_number} must hold numbers in every "
+                    f"column, received {dict(raw)}"
+                ) from None
+    return rows
+
+
+def _read_json(path):
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_run(run_dir):
+    """Reads one run directory into a `Run` (missing files become None / [])."""
+    run_dir = os.path.normpath(run_dir)
+    return Run(
+        path=run_dir,
+        name=os.path.basename(run_dir),
+        config=_read_json(os.path.join(run_dir, "config.json")),
+        history=read_history(run_dir),
+        summary=_read_json(os.path.join(run_dir, "summary.json")),
+    )
+
+
+def _finite_or_nan(values):
+    return [v if math.isfinite(v) else math.nan for v in values]
+
+
+def use_log_scale(values, min_ratio=LOG_SCALE_MIN_RATIO):
+    """Whether values are all finite and > 0 and span more than `min_ratio`."""
+    values = [v for v in values if not math.isnan(v)]
+    if not values or any(v <= 0 or math.isinf(v) for v in values):
+        return False
+    return max(values) / min(values) > min_ratio
+
+
+def _new_figure(ncols, width_per_panel=5.0, height=4.0):
+    # Imported here so that importing this module never loads matplotlib.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width_per_panel * ncols, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure, path):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    figure.clear()
+
+
+def _colors(n):
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _finish_axes(*axes):
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _legend(figure, axes, n):
+    handles, labels = axes.get_legend_handles_labels()
+    if not handles:
+        return
+    ncol = min(n, 4)
+    figure.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize="small")
+
+
+def plot_curves(runs, path, title=None):
+    """Writes one PNG: training loss, validation accuracy and LR against epoch.
+
+    Args:
+        runs: a list of ``(label, rows)`` pairs; rows as returned by
+            `read_history` (dicts of floats with the history.csv columns).
+            A run with no rows is left out of the figure.
+        path: the PNG file to write (parent folders are created).
+        title: optional figure title.
+
+    The LR panel uses a log y-axis when every LR is > 0 and they span more than
+    about a decade, a linear one otherwise (for example when a schedule reaches
+    0). The loss panel goes to log scale only for a range over 100x. Non-finite
+    losses (a diverged run) are not drawn; the last drawn point of such a run is
+    marked with an ``x``.
+
+    Returns:
+        The y-scales used, ``{"loss": "log"|"linear", "lr": "log"|"linear"}``.
+    """
+    runs = [(label, rows) for label, rows in runs if rows]
+    figure = _new_figure(3)
+    if title:
+        figure.suptitle(title)
+    ax_loss, ax_acc, ax_lr = figure.subplots(1, 3)
+    all_lrs, all_losses = [], []
+    for (label, rows), color in zip(runs, _colors(len(runs))):
+        epochs = [r["epoch"] for r in rows]
+        loss = _finite_or_nan([r["loss"] for r in rows])
+        lrs = _finite_or_nan([r["learning_rate"] for r in rows])
+        acc = _finite_or_nan([r["val_accuracy"] for r in rows])
+        all_lrs += lrs
+        all_losses += loss
+        ax_loss.plot(epochs, loss, color=color, label=label)
+        if any(not math.isfinite(r["loss"]) for r in rows):
+            finite = [(e, v) for e, v in zip(epochs, loss) if not math.isnan(v)]
+            if finite:
+                ax_loss.plot(*finite[-1], marker="x", markersize=9, color=color)
+        ax_acc.plot(epochs, acc, color=color)
+        ax_lr.plot(epochs, lrs, color=color)
+    ax_loss.set(title="training loss", xlabel="epoch", ylabel="loss")
+    ax_acc.set(title="validation accuracy", xlabel="epoch", ylabel="accuracy")
+    ax_lr.set(title="learning rate (at each epoch's first step)", xlabel="epoch", ylabel="LR")
+    if use_log_scale(all_lrs):
+        ax_lr.set_yscale("log")
+    if use_log_scale(all_losses, LOSS_LOG_SCALE_MIN_RATIO):
+        ax_loss.set_yscale("log")
+    _finish_axes(ax_loss, ax_acc, ax_lr)
+    _legend(figure, ax_loss, len(runs))
+    scales = {"loss": ax_loss.get_yscale(), "lr": ax_lr.get_yscale()}
+    _save(figure, path)
+    return scales
+
+
+def plot_early_loss(runs, path, num_epochs, title=None):
+    """Writes a PNG of the training loss over the first `num_epochs` epochs.
+
+    The up-close view for the warmup study: one panel of training loss (log
+    scale when it spans more than 100x) and one of the LR, epochs
+    ``0 .. num_epochs - 1`` only. Epochs with a non-finite loss are marked by
+    a dotted vertical line. Arguments and return value as in `plot_curves`.
+    """
+    if not isinstance(num_epochs, int) or num_epochs < 1:
+        raise ValueError(f"plot_early_loss: num_epochs must be >= 1, received num_epochs={num_epochs}")
+    early = [(label, [r for r in rows if r["epoch"] < num_epochs]) for label, rows in runs]
+    early = [(label, rows) for label, rows in early if rows]
+    figure = _new_figure(2, width_per_panel=6.0)
+    figure.suptitle(title or f"first {num_epochs} epochs")
+    ax_loss, ax_lr = figure.subplots(1, 2)
+    all_losses, all_lrs = [], []
+    for (label, rows), color in zip(early, _colors(len(early))):
+        epochs = [r["epoch"] for r in rows]
+        loss = _finite_or_nan([r["loss"] for r in rows])
+        lrs = _finite_or_nan([r["learning_rate"] for r in rows])
+        all_losses += loss
+        all_lrs += lrs
+        ax_loss.plot(epochs, loss, color=color, marker="o", label=label)
+        ax_lr.plot(epochs, lrs, color=color, marker="o")
+        for e, r in zip(epochs, rows):
+            if not math.isfinite(r["loss"]):
+                ax_loss.axvline(e, color=color, linestyle=":", alpha=0.7)
+    ax_loss.set(title="training loss (dotted line: non-finite loss)", xlabel="epoch", ylabel="loss")
+    ax_lr.set(title="learning rate", xlabel="epoch", ylabel="LR")
+    if use_log_scale(all_losses, LOSS_LOG_SCALE_MIN_RATIO):
+        ax_loss.set_yscale("log")
+    if use_log_scale(all_lrs):
+        ax_lr.set_yscale("log")
+    _finish_axes(ax_loss, ax_lr)
+    _legend(figure, ax_loss, len(early))
+    scales = {"loss": ax_loss.get_yscale(), "lr": ax_lr.get_yscale()}
+    _save(figure, path)
+    return scales
