@@ -1,0 +1,56 @@
+"""Schedules by name: the names the runner's `--schedule` flag accepts."""
+
+import inspect
+
+from kschedules.constant import Constant
+from kschedules.cosine import CosineAnnealing, CosineAnnealingWarmRestarts
+from kschedules.polynomial import LinearDecay, PolynomialDecay
+from kschedules.step import StepDecay
+
+SCHEDULES = {
+    "constant": Constant,
+    "step": StepDecay,
+    "cosine": CosineAnnealing,
+    "cosine_restarts": CosineAnnealingWarmRestarts,
+    "linear": LinearDecay,
+    "poly": PolynomialDecay,
+}
+
+
+def get(name, **kwargs):
+    """Builds the schedule registered under `name`.
+
+    Args:
+        name: One of `SCHEDULES`: constant, step, cosine, cosine_restarts,
+            linear, poly.
+        **kwargs: The constructor arguments of that schedule's class.
+
+    Returns:
+        The schedule instance.
+
+    Raises:
+        ValueError: if `name` is unknown (the message lists the valid names),
+            or an argument is out of range.
+        TypeError: if `name` is not a string, an argument is not one the
+            class takes, or has the wrong type.
+
+    Example:
+
+    >>> schedule = get("poly", initial_learning_rate=0.1, decay_steps=100, power=0.5)
+    >>> type(schedule).__name__, round(float(schedule(75)), 6)
+    ('PolynomialDecay', 0.05)
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"get: name must be a string, received name={name!r}")
+    if name not in SCHEDULES:
+        valid = ", ".join(SCHEDULES)
+        raise ValueError(f"get: name must be one of {valid}, received name={name!r}")
+    cls = SCHEDULES[name]
+    accepted = list(inspect.signature(cls).parameters)
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"get: schedule {name!r} ({cls.__name__}) takes {', '.join(accepted)}, "
+            f"received unexpected {', '.join(unknown)}"
+        )
+    return cls(**kwargs)
