@@ -63,7 +63,7 @@ IGNORED_FLAGS = frozenset(
 EXERCISES = ("step", "cosine", "poly", "warmup")
 DEFAULT_TARGET_FRACTION = 0.95
 DEFAULT_EARLY_EPOCHS = 5
-_SEED_SUFFIX = re.compile(r"[_-]seed\d+$")
+_SEED_SUFFIX = re.compile(r"[_-](?:seed|s)\d+$")  # suite: _seed0, runner default: _s0
 
 
 # ----------------------------------------------------------------------------

@@ -1,0 +1,531 @@
+"""The four learning-rate studies, each as one resumable command.
+
+Usage:
+    python -m experiments.suite --exercise {step,cosine,poly,warmup,all}
+        [--epochs N] [--seeds 2 | --seeds 0,3] [--train_subset N] [--image_folder PATH]
+        [--model simple_cnn] [--batch_size 128] [--log_dir logs] [--lr LR]
+        [--dry_run] [--runner_flag=value ...]
+
+Every training is ``python -m experiments.run`` in a subprocess, into
+``<log_dir>/<exercise>/<run_name>`` with a deterministic run name
+(``<definition>_seed<k>``). A run with ``summary.json`` is skipped (after
+checking that it was trained with the same flags); an interrupted one is
+started again with the same command and the runner resumes it. When the runs
+are done, ``<log_dir>/<exercise>/report.md`` and its figures are regenerated
+from the run folders (derived data, so they are replaced each time).
+
+Run definitions (fractions of ``--epochs``, milestones rounded half up):
+  step:   constant LR; step decay with factor {0.1, 0.2, 0.5} x milestones
+          {30/60/80, 50/75, 25/50/75}% (x0.1 at 30/60/80% is the base run).
+  cosine: step x0.1 at 30/60/80% (the reference), cosine to 0 at the base LR and
+          at --higher_lr_factor x it; warm restarts with T_0 {10, 25}% x t_mult {1, 2}.
+  poly:   linear decay and polynomial decay with power {0.5, 2, 3} (linear is power 1).
+  warmup: Adam at --adam_lr and SGD at --sgd_lr (both deliberately large): constant
+          without warmup, constant after a --warmup_epochs linear warmup, warmup + cosine.
+
+The base LR of step, cosine and poly (SGD): ``--lr`` if given, else the
+suggestion of the LR range test (``experiments.lr_find``), run once into
+``<log_dir>/lr_find/`` with the same data, model and batch size and rounded to
+two significant digits. Each report says which.
+
+Other flags of the runner (``--optimizer``, ``--weight_decay``,
+``--deterministic``, ...) pass through to every run as ``--name=value``, except
+those the definitions set themselves.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+from experiments import flags as runner_flags
+from experiments import plots
+from experiments import report
+
+EXERCISES = ("step", "cosine", "poly", "warmup")
+STEP_FACTORS = (0.1, 0.2, 0.5)
+STEP_MILESTONES = ((0.3, 0.6, 0.8), (0.5, 0.75), (0.25, 0.5, 0.75))
+BASE_FACTOR, BASE_MILESTONES = 0.1, (0.3, 0.6, 0.8)
+RESTART_T0 = (0.10, 0.25)
+RESTART_T_MULT = (1.0, 2.0)
+POLY_POWERS = (0.5, 2.0, 3.0)  # plus linear decay, which is power 1
+DEFAULT_HIGHER_LR_FACTOR = 3.0
+DEFAULT_ADAM_LR = 0.01
+DEFAULT_SGD_LR = 1.0
+DEFAULT_WARMUP_EPOCHS = 5.0
+# Flags the run definitions set; they cannot be passed through.
+OWNED_FLAGS = frozenset(
+    set(runner_flags.ALL_SCHEDULE_FLAGS)
+    | {"schedule", "lr", "warmup_epochs", "warmup_start_lr", "seed", "run_name", "log_dir",
+       "overwrite", "epochs", "train_subset", "image_folder", "model", "batch_size"}
+)
+# Also owned by the warmup exercise (it picks the optimizer per run).
+WARMUP_OWNED_FLAGS = frozenset({"optimizer", "momentum", "nesterov"})
+LR_FIND_DIR = "lr_find"
+
+
+class SuiteError(ValueError):
+    """A bad suite flag or an inconsistent plan; the message is one line."""
+
+
+class UnknownLR(str):
+    """A base LR known only once the LR range test has run (shown by --dry_run)."""
+
+    def __format__(self, spec):
+        return str(self)
+
+
+def _g(value):
+    return format(value, "g")
+
+
+def _scaled(lr, factor):
+    if isinstance(lr, UnknownLR):
+        return UnknownLR(f"{_g(factor)}xLR")
+    return float(f"{lr * factor:.6g}")
+
+
+# ----------------------------------------------------------------------------
+# Arithmetic of the definitions.
+
+
+def milestone_epochs(fractions, epochs):
+    """Milestones in epochs: each fraction of `epochs` rounded half up.
+
+    Raises:
+        SuiteError: unless they are strictly increasing, > 0 and < epochs.
+    """
+    milestones = [math.floor(f * epochs + 0.5) for f in fractions]
+    ok = milestones[0] > 0 and milestones[-1] < epochs
+    ok = ok and all(b > a for a, b in zip(milestones, milestones[1:]))
+    if not ok:
+        percent = "/".join(_g(100 * f) for f in fractions)
+        raise SuiteError(
+            f"suite: --epochs={epochs} is too short for the milestones at {percent}% of training "
+            f"(they round to epochs {milestones}, which must be strictly increasing, > 0 and < {epochs}); "
+            "use more --epochs"
+        )
+    return milestones
+
+
+def parse_seeds(text):
+    """``"3"`` -> [0, 1, 2]; ``"0,4"`` -> [0, 4]; ``"7,"`` -> [7]."""
+    try:
+        if "," not in text:
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            return list(range(count))
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise SuiteError(
+            f"suite: --seeds must be a count >= 1 or a comma-separated list of seeds >= 0, received {text!r}"
+        ) from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise SuiteError(f"suite: --seeds must list distinct seeds >= 0, received {text!r}")
+    return seeds
+
+
+@dataclasses.dataclass(frozen=True)
+class Definition:
+    """One training setting of an exercise (all seeds share it)."""
+
+    name: str
+    flags: tuple  # ((runner flag, value), ...)
+
+
+def _definition(name, **flags):
+    return Definition(name, tuple(flags.items()))
+
+
+def _step_def(lr, factor, fractions, epochs):
+    ms = milestone_epochs(fractions, epochs)
+    return _definition(
+        f"step_x{_g(factor)}_m{'-'.join(map(str, ms))}_lr{_g(lr)}",
+        schedule="step", lr=lr, milestones=",".join(map(str, ms)), factor=factor,
+    )
+
+
+def definitions(exercise, epochs, lr=None, higher_lr_factor=DEFAULT_HIGHER_LR_FACTOR,
+                adam_lr=DEFAULT_ADAM_LR, sgd_lr=DEFAULT_SGD_LR, warmup_epochs=DEFAULT_WARMUP_EPOCHS):
+    """The exercise's run definitions, deduplicated, in a fixed order.
+
+    `lr` is the base LR of step, cosine and poly (unused by warmup).
+    """
+    if exercise == "step":
+        defs = [_definition(f"constant_lr{_g(lr)}", schedule="constant", lr=lr)]
+        defs += [_step_def(lr, BASE_FACTOR, BASE_MILESTONES, epochs)]
+        defs += [_step_def(lr, f, m, epochs) for m in STEP_MILESTONES for f in STEP_FACTORS]
+    elif exercise == "cosine":
+        high = _scaled(lr, higher_lr_factor)
+        defs = [_step_def(lr, BASE_FACTOR, BASE_MILESTONES, epochs)]
+        defs += [_definition(f"cosine_lr{_g(x)}", schedule="cosine", lr=x) for x in (lr, high)]
+        for t0 in RESTART_T0:
+            t0_epochs = float(f"{t0 * epochs:.6g}")
+            for t_mult in RESTART_T_MULT:
+                defs.append(_definition(
+                    f"restarts_t{_g(t0_epochs)}_tm{_g(t_mult)}_lr{_g(lr)}",
+                    schedule="cosine_restarts", lr=lr, t0=t0_epochs, t_mult=t_mult,
+                ))
+    elif exercise == "poly":
+        defs = [_definition(f"linear_lr{_g(lr)}", schedule="linear", lr=lr)]
+        defs += [_definition(f"poly_p{_g(p)}_lr{_g(lr)}", schedule="poly", lr=lr, power=p) for p in POLY_POWERS]
+    elif exercise == "warmup":
+        if not warmup_epochs < epochs:
+            raise SuiteError(
+                f"suite: --epochs must be > --warmup_epochs={_g(warmup_epochs)} for the warmup exercise, "
+                f"received --epochs={epochs}"
+            )
+        defs = []
+        for optimizer, big_lr in (("adam", adam_lr), ("sgd", sgd_lr)):
+            w = _g(warmup_epochs)
+            defs += [
+                _definition(f"{optimizer}_constant_lr{_g(big_lr)}", optimizer=optimizer, schedule="constant",
+                            lr=big_lr),
+                _definition(f"{optimizer}_warmup{w}_constant_lr{_g(big_lr)}", optimizer=optimizer,
+                            schedule="constant", lr=big_lr, warmup_epochs=warmup_epochs),
+                _definition(f"{optimizer}_warmup{w}_cosine_lr{_g(big_lr)}", optimizer=optimizer,
+                            schedule="cosine", lr=big_lr, warmup_epochs=warmup_epochs),
+            ]
+    else:
+        raise SuiteError(f"suite: --exercise must be one of {list(EXERCISES) + ['all']}, received {exercise!r}")
+    unique = {}
+    for d in defs:  # the same setting listed twice (the base step run) trains once
+        if d.name in unique and unique[d.name] != d:
+            raise SuiteError(f"suite: internal error, two settings named {d.name}")
+        unique.setdefault(d.name, d)
+    return list(unique.values())
+
+
+# ----------------------------------------------------------------------------
+# The plan.
+
+
+@dataclasses.dataclass
+class PlannedRun:
+    exercise: str
+    name: str
+    run_dir: str
+    args: list  # the runner's command-line flags, --name=value
+
+    @property
+    def command(self):
+        return [sys.executable, "-m", "experiments.run"] + self.args
+
+
+def _flag_text(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _g(value)
+    return str(value)
+
+
+def plan_runs(exercises, lr, options, passthrough=()):
+    """Every run of `exercises`, in order: per exercise, seeds x definitions.
+
+    Seed-major order: a study stopped early has every setting with one seed
+    before it has any with two.
+
+    Args:
+        exercises: names from `EXERCISES`.
+        lr: base LR of the SGD exercises (None only when none of them is planned).
+        options: parsed suite arguments (epochs, seeds, common runner flags,
+            warmup and LR settings).
+        passthrough: further ``--name=value`` runner flags for every run.
+    """
+    common = {k: getattr(options, k) for k in ("train_subset", "image_folder", "model", "batch_size")}
+    common = {k: v for k, v in common.items() if v is not None}
+    planned = []
+    for exercise in exercises:
+        defs = definitions(
+            exercise, options.epochs, lr=lr, higher_lr_factor=options.higher_lr_factor,
+            adam_lr=options.adam_lr, sgd_lr=options.sgd_lr, warmup_epochs=options.warmup_epochs,
+        )
+        for seed in options.seeds:  # every setting once before any second seed
+            for d in defs:
+                name = f"{d.name}_seed{seed}"
+                log_dir = os.path.join(options.log_dir, exercise)
+                flags = {"epochs": options.epochs, **common, **dict(d.flags), "seed": seed,
+                         "log_dir": log_dir, "run_name": name}
+                args = [f"--{k}={_flag_text(v)}" for k, v in flags.items()] + list(passthrough)
+                planned.append(PlannedRun(exercise, name, os.path.join(log_dir, name), args))
+    return planned
+
+
+def _parse_flag_args(args):
+    """{name: text} of ``--name=value`` arguments (``--name`` -> "true", ``--noname`` -> "false")."""
+    out = {}
+    for arg in args:
+        body = arg[2:]
+        if "=" in body:
+            name, value = body.split("=", 1)
+        elif body.startswith("no") and body[2:] in runner_flags.RUNNER_FLAGS:
+            name, value = body[2:], "false"
+        else:
+            name, value = body, "true"
+        out[name] = value
+    return out
+
+
+def _same_value(planned, recorded):
+    if recorded is None:
+        return planned in ("None", "")
+    if isinstance(recorded, bool):
+        return planned.lower() in (("true", "1") if recorded else ("false", "0"))
+    if isinstance(recorded, (int, float)):
+        try:
+            return math.isclose(float(planned), float(recorded), rel_tol=1e-9, abs_tol=1e-12)
+        except ValueError:
+            return False
+    return str(planned) == str(recorded)
+
+
+def check_finished_run(run):
+    """Raises SuiteError if the finished run at `run.run_dir` used other flags."""
+    config = plots.read_run(run.run_dir).config or {}
+    recorded = config.get("flags", {})
+    for name, value in _parse_flag_args(run.args).items():
+        if name in ("log_dir",):
+            continue
+        got = recorded.get(name)
+        if name in ("image_folder", "data_dir") and got is not None:
+            value, got = os.path.abspath(value), os.path.abspath(str(got))
+        if not _same_value(value, got):
+            raise SuiteError(
+                f"suite: {run.run_dir} finished with --{name}={got}, this plan has --{name}={value}; "
+                "use another --log_dir (or move that run away)"
+            )
+
+
+def is_finished(run):
+    return os.path.exists(os.path.join(run.run_dir, "summary.json"))
+
+
+# ----------------------------------------------------------------------------
+# The base LR.
+
+
+def lr_find_command(options, passthrough, out_dir):
+    args = [f"--out={out_dir}", f"--seed={options.seeds[0]}"]
+    for name in ("train_subset", "image_folder", "model", "batch_size"):
+        value = getattr(options, name)
+        if value is not None:
+            args.append(f"--{name}={_flag_text(value)}")
+    return [sys.executable, "-m", "experiments.lr_find"] + args + list(passthrough)
+
+
+def read_lr_find(out_dir):
+    """The saved LR range test result (lr_find.json), or None."""
+    path = os.path.join(out_dir, "lr_find.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def round_lr(lr):
+    """Two significant digits, so that run names and tables stay readable."""
+    return float(f"{lr:.2g}")
+
+
+def lr_note(options, found):
+    if options.lr is not None:
+        return f"Base LR of the SGD runs: {_g(options.lr)}, given with --lr (not tuned by the suite)."
+    return (
+        f"Base LR of the SGD runs: {_g(round_lr(found['suggested_lr']))}, the LR range test's suggestion "
+        f"({_g(found['suggested_lr'])}, {found['method']}) rounded to two significant digits; "
+        f"see `../{LR_FIND_DIR}/lr_find.png`. The constant-LR run and every decaying schedule start from it."
+    )
+
+
+# ----------------------------------------------------------------------------
+# Running.
+
+
+def _clock(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """Prints "run i of n, elapsed, estimated remaining" lines."""
+
+    def __init__(self, total, stream=None, clock=time.monotonic):
+        self.total = total
+        self.stream = stream or sys.stdout
+        self.clock = clock
+        self.start = clock()
+        self.trained_seconds = []
+
+    def line(self, index, run, to_train_left, status):
+        elapsed = self.clock() - self.start
+        if self.trained_seconds and to_train_left:
+            mean = sum(self.trained_seconds) / len(self.trained_seconds)
+            remaining = _clock(mean * to_train_left)
+        elif to_train_left:
+            remaining = "unknown until a run finishes"
+        else:
+            remaining = _clock(0)
+        print(
+            f"[suite] run {index} of {self.total} ({run.exercise}/{run.name}): {status}; "
+            f"elapsed {_clock(elapsed)}, estimated remaining {remaining}",
+            file=self.stream, flush=True,
+        )
+
+
+def execute(runs, call=subprocess.call, stream=None, clock=time.monotonic):
+    """Trains the unfinished runs one by one; returns the failed ones."""
+    progress = Progress(len(runs), stream, clock)
+    to_train = [r for r in runs if not is_finished(r)]
+    failed = []
+    for index, run in enumerate(runs, start=1):
+        if run not in to_train:
+            progress.line(index, run, len(to_train), "finished already, skipped")
+            continue
+        status = "resuming" if os.path.exists(os.path.join(run.run_dir, "config.json")) else "starting"
+        progress.line(index, run, len(to_train), status)
+        t0 = clock()
+        code = call(run.command)
+        progress.trained_seconds.append(clock() - t0)
+        to_train.remove(run)
+        if code != 0 or not is_finished(run):
+            failed.append(run)
+            print(f"[suite] {run.run_dir} failed (exit status {code}); continuing", file=progress.stream, flush=True)
+    return failed
+
+
+def write_reports(runs, exercises, options, notes):
+    paths = []
+    for exercise in exercises:
+        dirs = [r.run_dir for r in runs if r.exercise == exercise and is_finished(r)]
+        if not dirs:
+            continue
+        extra = list(notes.get(exercise, []))
+        missing = [r.name for r in runs if r.exercise == exercise and not is_finished(r)]
+        if missing:
+            extra.append("Planned but not finished (failed or interrupted): " + ", ".join(f"`{m}`" for m in missing) + ".")
+        paths.append(report.build_report(
+            dirs, os.path.join(options.log_dir, exercise), exercise=exercise,
+            title=f"Exercise: {exercise}", notes=extra, overwrite=True,
+        ))
+    return paths
+
+
+# ----------------------------------------------------------------------------
+# Command line.
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"suite: {message}\n")
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, received {text}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be > 0, received {text}")
+    return value
+
+
+def parse_args(argv):
+    parser = _Parser(prog="python -m experiments.suite", description=__doc__.split("\n")[0])
+    parser.add_argument("--exercise", required=True, choices=EXERCISES + ("all",))
+    parser.add_argument("--epochs", type=_positive_int, default=runner_flags.FLAGS["epochs"].default)
+    parser.add_argument("--seeds", default="1", help="a count (2: seeds 0 and 1) or a list (0,3; one seed: 7,)")
+    parser.add_argument("--train_subset", type=_positive_int)
+    parser.add_argument("--image_folder")
+    parser.add_argument("--model", choices=runner_flags.MODELS)
+    parser.add_argument("--batch_size", type=_positive_int)
+    parser.add_argument("--log_dir", default="logs")
+    parser.add_argument("--lr", type=_positive_float, help="base LR of step/cosine/poly (default: LR range test)")
+    parser.add_argument("--higher_lr_factor", type=_positive_float, default=DEFAULT_HIGHER_LR_FACTOR,
+                        help="cosine: the higher LR is this times the base LR")
+    parser.add_argument("--adam_lr", type=_positive_float, default=DEFAULT_ADAM_LR, help="warmup: Adam's large LR")
+    parser.add_argument("--sgd_lr", type=_positive_float, default=DEFAULT_SGD_LR, help="warmup: SGD's large LR")
+    parser.add_argument("--warmup_epochs", type=_positive_float, default=DEFAULT_WARMUP_EPOCHS,
+                        help="warmup: length of the linear warmup in epochs")
+    parser.add_argument("--dry_run", action="store_true", help="print the planned commands and exit")
+    options, rest = parser.parse_known_args(argv)
+    try:
+        options.seeds = parse_seeds(options.seeds)
+    except SuiteError as e:
+        parser.exit(2, f"{e}\n")
+    exercises = EXERCISES if options.exercise == "all" else (options.exercise,)
+    owned = OWNED_FLAGS | (WARMUP_OWNED_FLAGS if "warmup" in exercises else frozenset())
+    for arg in rest:
+        if not arg.startswith("--"):
+            parser.exit(2, f"suite: pass runner flags as --name=value, received {arg!r}\n")
+        name = next(iter(_parse_flag_args([arg])))
+        if name not in runner_flags.RUNNER_FLAGS:
+            parser.exit(2, f"suite: {arg} is neither a suite nor a runner flag\n")
+        if name in owned:
+            parser.exit(2, f"suite: --{name} is set by the run definitions of --exercise={options.exercise}; "
+                           "it cannot be passed through\n")
+    return options, exercises, rest
+
+
+def main(argv=None, call=subprocess.call):
+    options, exercises, passthrough = parse_args(sys.argv[1:] if argv is None else argv)
+    needs_lr = any(e != "warmup" for e in exercises)
+    lr_dir = os.path.join(options.log_dir, LR_FIND_DIR)
+    found = None
+    try:
+        for exercise in exercises:  # arithmetic errors before anything runs
+            definitions(exercise, options.epochs, lr=1.0, warmup_epochs=options.warmup_epochs)
+        if needs_lr and options.lr is None:
+            found = read_lr_find(lr_dir)
+            if found is None:
+                command = lr_find_command(options, passthrough, lr_dir)
+                if options.dry_run:
+                    print(" ".join(command))
+                else:
+                    print("[suite] no --lr given: running the LR range test first", flush=True)
+                    if call(command) != 0 or read_lr_find(lr_dir) is None:
+                        print(f"suite: the LR range test failed (see above); give --lr instead", file=sys.stderr)
+                        return 1
+                    found = read_lr_find(lr_dir)
+        lr = options.lr if options.lr is not None else (round_lr(found["suggested_lr"]) if found else None)
+        if needs_lr and lr is None:  # only in a dry run
+            lr = UnknownLR("LR")
+            print("# LR below: the LR range test's suggestion, rounded to two significant digits")
+        runs = plan_runs(exercises, lr, options, passthrough)
+        for run in runs:
+            if is_finished(run):
+                check_finished_run(run)
+    except SuiteError as e:
+        print(e, file=sys.stderr)
+        return 2
+    if options.dry_run:
+        for run in runs:
+            status = "  # finished, will be skipped" if is_finished(run) else ""
+            print(" ".join(run.command) + status)
+        return 0
+    failed = execute(runs, call=call)
+    notes = {e: [lr_note(options, found)] for e in exercises if e != "warmup" and lr is not None}
+    notes["warmup"] = [
+        f"Deliberately large LRs: Adam {_g(options.adam_lr)}, SGD {_g(options.sgd_lr)}; "
+        f"warmup: linear from 0 over the first {_g(options.warmup_epochs)} epochs."
+    ]
+    for path in write_reports(runs, exercises, options, notes):
+        print(f"[suite] wrote {path}")
+    if failed:
+        print(f"[suite] {len(failed)} of {len(runs)} runs failed: " + ", ".join(r.run_dir for r in failed),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""Tests for experiments/suite.py: planning, dedup, names, milestone arithmetic, skipping and resuming.
+
+The runner is never started: `suite.main` takes the subprocess call as an argument and
+these tests pass a fake that writes a run folder following the contract.
+"""
+
+import json
+import os
+import sys
+
+import pytest
+
+from experiments import suite
+
+HEADER = "epoch,learning_rate,loss,accuracy,val_loss,val_accuracy,epoch_seconds"
+
+
+def _value(text):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text, text)
+
+
+class FakeRunner:
+    """Stands in for `python -m experiments.run` / `experiments.lr_find`; records every command."""
+
+    def __init__(self, fail_names=(), suggested_lr=0.0347):
+        self.commands = []
+        self.fail_names = set(fail_names)
+        self.suggested_lr = suggested_lr
+
+    def __call__(self, command):
+        assert command[:2] == [sys.executable, "-m"]
+        self.commands.append(command)
+        flags = {a[2:].split("=", 1)[0]: _value(a.split("=", 1)[1]) for a in command[3:] if "=" in a}
+        if command[2] == "experiments.lr_find":
+            os.makedirs(flags["out"], exist_ok=True)
+            with open(os.path.join(flags["out"], "lr_find.json"), "w") as f:
+                json.dump({"suggested_lr": self.suggested_lr, "method": "steepest descent of the smoothed loss"}, f)
+            return 0
+        assert command[2] == "experiments.run"
+        run_dir = os.path.join(flags["log_dir"], flags["run_name"])
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "config.json"), "w") as f:
+            json.dump({"flags": flags, "derived": {"train_size": 100}}, f)
+        if flags["run_name"].rsplit("_seed", 1)[0] in self.fail_names:
+            return 1
+        epochs = flags["epochs"]
+        accs = [0.1 + 0.5 * (e + 1) / epochs + 0.01 * flags["seed"] for e in range(epochs)]
+        with open(os.path.join(run_dir, "history.csv"), "w") as f:
+            f.write(HEADER + "\n")
+            for e, acc in enumerate(accs):
+                f.write(f"{e},{flags['lr']},{2.0 - 0.1 * e},0.5,1.0,{acc},1.0\n")
+        summary = {"status": "completed", "final_val_accuracy": accs[-1], "best_val_accuracy": max(accs),
+                   "best_epoch": epochs - 1, "epochs_completed": epochs, "epochs_planned": epochs,
+                   "diverged": False, "diverged_epoch": None, "final_loss": 2.0 - 0.1 * (epochs - 1),
+                   "wall_seconds": 3.0}
+        with open(os.path.join(run_dir, "summary.json"), "w") as f:
+            json.dump(summary, f)
+        return 0
+
+
+def _options(**overrides):
+    argv = ["--exercise", "step", "--epochs", "10", "--lr", "0.1"]
+    options, _, _ = suite.parse_args(argv)
+    for k, v in overrides.items():
+        setattr(options, k, v)
+    return options
+
+
+@pytest.mark.parametrize(
+    "fractions, epochs, expected",
+    [
+        ((0.3, 0.6, 0.8), 100, [30, 60, 80]),
+        ((0.3, 0.6, 0.8), 10, [3, 6, 8]),
+        ((0.5, 0.75), 10, [5, 8]),  # 7.5 rounds half up
+        ((0.25, 0.5, 0.75), 10, [3, 5, 8]),
+        ((0.25, 0.5, 0.75), 4, [1, 2, 3]),
+        ((0.3, 0.6, 0.8), 7, [2, 4, 6]),
+    ],
+)
+def test_milestone_epochs(fractions, epochs, expected):
+    assert suite.milestone_epochs(fractions, epochs) == expected
+
+
+@pytest.mark.parametrize("fractions, epochs", [((0.3, 0.6, 0.8), 3), ((0.5, 0.75), 2), ((0.25, 0.5, 0.75), 1)])
+def test_milestones_too_short_fail_clearly(fractions, epochs):
+    with pytest.raises(suite.SuiteError, match=f"--epochs={epochs} is too short .* strictly increasing, > 0 and < {epochs}"):
+        suite.milestone_epochs(fractions, epochs)
+
+
+def test_parse_seeds():
+    assert suite.parse_seeds("3") == [0, 1, 2]
+    assert suite.parse_seeds("0,4") == [0, 4]
+    assert suite.parse_seeds("7,") == [7]
+    for bad in ("0", "-1", "a", "1,1", "2,-3", ","):
+        with pytest.raises(suite.SuiteError, match="--seeds must"):
+            suite.parse_seeds(bad)
+
+
+def test_step_definitions_run_the_base_setting_once():
+    defs = suite.definitions("step", 10, lr=0.1)
+    names = [d.name for d in defs]
+    assert names == [
+        "constant_lr0.1",
+        "step_x0.1_m3-6-8_lr0.1",  # base run == the grid's (0.1, 30/60/80%) entry: listed once
+        "step_x0.2_m3-6-8_lr0.1",
+        "step_x0.5_m3-6-8_lr0.1",
+        "step_x0.1_m5-8_lr0.1",
+        "step_x0.2_m5-8_lr0.1",
+        "step_x0.5_m5-8_lr0.1",
+        "step_x0.1_m3-5-8_lr0.1",
+        "step_x0.2_m3-5-8_lr0.1",
+        "step_x0.5_m3-5-8_lr0.1",
+    ]
+    assert dict(defs[0].flags) == {"schedule": "constant", "lr": 0.1}
+    assert dict(defs[4].flags) == {"schedule": "step", "lr": 0.1, "milestones": "5,8", "factor": 0.1}
+    # Milestone sets that round to the same epochs train once: of 4 epochs, 30/60/80% and
+    # 25/50/75% are both epochs 1,2,3, so 1 constant + 3 factors x 2 distinct sets.
+    short = [d.name for d in suite.definitions("step", 4, lr=0.1)]
+    assert len(short) == 7 == len(set(short))
+    assert "step_x0.5_m1-2-3_lr0.1" in short and "step_x0.5_m2-3_lr0.1" in short
+
+
+def test_cosine_poly_warmup_definitions():
+    cosine = suite.definitions("cosine", 20, lr=0.05, higher_lr_factor=3.0)
+    assert [d.name for d in cosine] == [
+        "step_x0.1_m6-12-16_lr0.05", "cosine_lr0.05", "cosine_lr0.15",
+        "restarts_t2_tm1_lr0.05", "restarts_t2_tm2_lr0.05", "restarts_t5_tm1_lr0.05", "restarts_t5_tm2_lr0.05",
+    ]
+    assert dict(cosine[4].flags) == {"schedule": "cosine_restarts", "lr": 0.05, "t0": 2.0, "t_mult": 2.0}
+    poly = suite.definitions("poly", 20, lr=0.05)
+    assert [(dict(d.flags)["schedule"], dict(d.flags).get("power")) for d in poly] == [
+        ("linear", None), ("poly", 0.5), ("poly", 2.0), ("poly", 3.0)]
+    warmup = suite.definitions("warmup", 8, adam_lr=0.02, sgd_lr=0.8, warmup_epochs=5.0)
+    assert [d.name for d in warmup] == [
+        "adam_constant_lr0.02", "adam_warmup5_constant_lr0.02", "adam_warmup5_cosine_lr0.02",
+        "sgd_constant_lr0.8", "sgd_warmup5_constant_lr0.8", "sgd_warmup5_cosine_lr0.8",
+    ]
+    assert dict(warmup[2].flags) == {"optimizer": "adam", "schedule": "cosine", "lr": 0.02, "warmup_epochs": 5.0}
+    with pytest.raises(suite.SuiteError, match="--epochs must be > --warmup_epochs=5 .* received --epochs=5"):
+        suite.definitions("warmup", 5)
+
+
+def test_plan_runs_crosses_definitions_with_seeds(tmp_path):
+    options = _options(seeds=[0, 3], log_dir=str(tmp_path), train_subset=500, image_folder="imgs")
+    runs = suite.plan_runs(["poly"], 0.1, options, passthrough=["--weight_decay=0.001"])
+    assert [r.name for r in runs] == [
+        "linear_lr0.1_seed0", "poly_p0.5_lr0.1_seed0", "poly_p2_lr0.1_seed0", "poly_p3_lr0.1_seed0",
+        "linear_lr0.1_seed3", "poly_p0.5_lr0.1_seed3", "poly_p2_lr0.1_seed3", "poly_p3_lr0.1_seed3",
+    ]
+    r = runs[5]
+    assert r.run_dir == os.path.join(str(tmp_path), "poly", "poly_p0.5_lr0.1_seed3")
+    assert r.command[:3] == [sys.executable, "-m", "experiments.run"]
+    assert r.args == [
+        "--epochs=10", "--train_subset=500", "--image_folder=imgs", "--schedule=poly", "--lr=0.1",
+        "--power=0.5", "--seed=3", f"--log_dir={tmp_path}/poly", "--run_name=poly_p0.5_lr0.1_seed3",
+        "--weight_decay=0.001",
+    ]
+
+
+def test_suite_trains_reports_then_skips_finished_runs(tmp_path, capsys):
+    log_dir = str(tmp_path / "logs")
+    argv = ["--exercise", "poly", "--epochs", "4", "--seeds", "2", "--lr", "0.1", "--log_dir", log_dir,
+            "--train_subset", "64"]
+    fake = FakeRunner()
+    assert suite.main(argv, call=fake) == 0
+    assert len(fake.commands) == 8
+    out = capsys.readouterr().out
+    assert "[suite] run 1 of 8 (poly/linear_lr0.1_seed0): starting; elapsed 0:00:00, estimated remaining unknown" in out
+    assert "run 8 of 8 (poly/poly_p3_lr0.1_seed1): starting" in out
+    report_md = open(os.path.join(log_dir, "poly", "report.md")).read()
+    assert "given with --lr" in report_md and "poly_p0.5_lr0.1" in report_md
+    assert "| `linear_lr0.1` | 2 |" in report_md
+    assert os.path.exists(os.path.join(log_dir, "poly", "curves.png"))
+    # Again: every run is finished, nothing is trained, the report is regenerated.
+    fake2 = FakeRunner()
+    assert suite.main(argv, call=fake2) == 0
+    assert fake2.commands == []
+    out = capsys.readouterr().out
+    assert out.count("finished already, skipped") == 8
+    assert "estimated remaining 0:00:00" in out
+
+
+def test_interrupted_run_is_resumed_and_failures_reported(tmp_path, capsys):
+    log_dir = str(tmp_path / "logs")
+    argv = ["--exercise", "poly", "--epochs", "4", "--lr", "0.1", "--log_dir", log_dir]
+    interrupted = os.path.join(log_dir, "poly", "poly_p2_lr0.1_seed0")
+    os.makedirs(interrupted)
+    open(os.path.join(interrupted, "config.json"), "w").write("{}")
+    fake = FakeRunner(fail_names={"poly_p0.5_lr0.1"})
+    assert suite.main(argv, call=fake) == 1
+    captured = capsys.readouterr()
+    assert "(poly/poly_p2_lr0.1_seed0): resuming" in captured.out
+    assert "poly_p0.5_lr0.1_seed0 failed (exit status 1); continuing" in captured.out
+    assert "1 of 4 runs failed" in captured.err
+    assert len(fake.commands) == 4  # the failure did not stop the others
+    report_md = open(os.path.join(log_dir, "poly", "report.md")).read()
+    assert "Planned but not finished (failed or interrupted): `poly_p0.5_lr0.1_seed0`" in report_md
+
+
+def test_finished_run_with_other_flags_is_an_error(tmp_path, capsys):
+    log_dir = str(tmp_path / "logs")
+    base = ["--exercise", "poly", "--lr", "0.1", "--log_dir", log_dir]
+    assert suite.main(base + ["--epochs", "4"], call=FakeRunner()) == 0
+    fake = FakeRunner()
+    assert suite.main(base + ["--epochs", "6"], call=fake) == 2
+    assert fake.commands == []
+    err = capsys.readouterr().err
+    assert "finished with --epochs=4, this plan has --epochs=6" in err
+
+
+def test_base_lr_from_the_lr_range_test(tmp_path, capsys):
+    log_dir = str(tmp_path / "logs")
+    argv = ["--exercise", "step", "--epochs", "10", "--log_dir", log_dir, "--train_subset", "64",
+            "--batch_size", "16"]
+    fake = FakeRunner(suggested_lr=0.0347)
+    assert suite.main(argv, call=fake) == 0
+    lr_find = fake.commands[0]
+    assert lr_find[2] == "experiments.lr_find"
+    assert f"--out={log_dir}/lr_find" in lr_find and "--batch_size=16" in lr_find and "--train_subset=64" in lr_find
+    assert len(fake.commands) == 1 + 10
+    assert "--lr=0.035" in fake.commands[1] and fake.commands[1][-1] == "--run_name=constant_lr0.035_seed0"
+    report_md = open(os.path.join(log_dir, "step", "report.md")).read()
+    assert "0.035, the LR range test's suggestion (0.0347, steepest descent of the smoothed loss)" in report_md
+    for png in ("curves_base.png", "curves_challenge.png"):
+        assert os.path.exists(os.path.join(log_dir, "step", png))
+    # The saved result is reused: no second range test.
+    fake2 = FakeRunner()
+    assert suite.main(argv, call=fake2) == 0 and fake2.commands == []
+
+
+def test_dry_run_prints_commands_and_creates_nothing(tmp_path, capsys):
+    log_dir = tmp_path / "logs"
+    fake = FakeRunner()
+    argv = ["--exercise", "all", "--epochs", "10", "--seeds", "0,5", "--log_dir", str(log_dir), "--dry_run"]
+    assert suite.main(argv, call=fake) == 0
+    assert fake.commands == [] and not log_dir.exists()
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "experiments.lr_find" in lines[0]
+    commands = [line for line in lines if "experiments.run" in line]
+    # step 10 + cosine 7 + poly 4 + warmup 6 definitions, 2 seeds each.
+    assert len(commands) == 2 * (10 + 7 + 4 + 6)
+    assert any("--lr=LR" in c and "--run_name=constant_lrLR_seed5" in c for c in commands)
+    assert any("--lr=3xLR" in c for c in commands)
+    assert any("--optimizer=adam" in c and "--warmup_epochs=5" in c and "--schedule=cosine" in c for c in commands)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--schedule=step"], "--schedule is set by the run definitions"),
+        (["--optimizer=adam"], "--optimizer is set by the run definitions of --exercise=warmup"),
+        (["--weight_decay", "0.001"], "pass runner flags as --name=value"),
+        (["--colour=red"], "neither a suite nor a runner flag"),
+        (["--seeds", "0"], "--seeds must"),
+        (["--epochs", "0"], "--epochs"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as e:
+        suite.main(["--exercise", "warmup", "--log_dir", str(tmp_path / "l")] + extra, call=FakeRunner())
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "l").exists()
+
+
+def test_too_short_epochs_fail_before_anything_runs(tmp_path, capsys):
+    fake = FakeRunner()
+    assert suite.main(["--exercise", "step", "--epochs", "3", "--log_dir", str(tmp_path / "l")], call=fake) == 2
+    assert fake.commands == [] and not (tmp_path / "l").exists()
+    assert "too short" in capsys.readouterr().err
