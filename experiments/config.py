@@ -1,0 +1,335 @@
+"""Runner flags -> one validated, frozen `Config`.
+
+Every flag is checked here, before any data is read or any file written, and
+every duration given in epochs is converted to optimizer steps here and only
+here:
+
+    steps_per_epoch   = ceil(train_size / batch_size)     (global batch)
+    total_steps       = epochs * steps_per_epoch
+    warmup_steps      = round(warmup_epochs * steps_per_epoch)
+    decay_steps       = total_steps - warmup_steps         (decaying schedules)
+    boundaries        = milestone * steps_per_epoch - warmup_steps   (step)
+    first_decay_steps = round(t0 * steps_per_epoch)         (cosine_restarts)
+
+The schedule after warmup runs on its own clock (step - warmup_steps), so the
+step boundaries are shifted back by the warmup: a milestone stays at its
+absolute epoch. This module imports neither TensorFlow nor Keras.
+"""
+
+import dataclasses
+import math
+import os
+import re
+import sys
+
+from experiments import data
+from experiments import flags as flag_defs
+
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+class FlagError(ValueError):
+    """A bad flag value; `str(error)` is `--flag: reason`."""
+
+    def __init__(self, flag, reason):
+        self.flag = flag
+        self.reason = reason
+        super().__init__(f"--{flag}: {reason}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A validated run configuration.
+
+    Attributes:
+        flags: every runner flag name -> the value this run uses: defaults
+            resolved (`lr`, `milestones`, `t0`, `run_name`), `None` for the
+            schedule flags the schedule does not read.
+        command_line: the flags given on the command line, as `--name=value`.
+        train_size, val_size, num_classes: of the data (val: the test split).
+        steps_per_epoch, total_steps, warmup_steps, decay_steps: in steps.
+        boundaries: step schedules: inner-schedule boundaries (see module doc).
+        first_decay_steps: cosine_restarts: the first cycle in steps.
+        num_replicas: devices the global batch is split over.
+    The flags are also readable as attributes: `config.lr`.
+    """
+
+    flags: dict
+    command_line: tuple
+    train_size: int
+    val_size: int
+    num_classes: int
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    decay_steps: int
+    boundaries: tuple = ()
+    first_decay_steps: int | None = None
+    num_replicas: int = 1
+
+    def __getattr__(self, name):
+        flags = self.__dict__.get("flags", {})
+        if name in flags:
+            return flags[name]
+        raise AttributeError(name)
+
+    @property
+    def run_dir(self):
+        return os.path.join(self.flags["log_dir"], self.flags["run_name"])
+
+    @property
+    def milestone_list(self):
+        """Resolved milestones (epochs) as a list of ints; [] if not a step schedule."""
+        value = self.flags["milestones"]
+        return [int(m) for m in value.split(",")] if value else []
+
+    def derived(self):
+        """The values computed from the flags, for config.json."""
+        return {
+            "train_size": self.train_size,
+            "val_size": self.val_size,
+            "num_classes": self.num_classes,
+            "steps_per_epoch": self.steps_per_epoch,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "decay_steps": self.decay_steps,
+            "boundaries": list(self.boundaries),
+            "first_decay_steps": self.first_decay_steps,
+            "num_replicas": self.num_replicas,
+            "per_replica_batch_size": self.flags["batch_size"] // self.num_replicas,
+        }
+
+
+def build_config(flag_values, train_size=None):
+    """Checks every runner flag and returns the `Config`.
+
+    Args:
+        flag_values: parsed `absl.flags.FlagValues` holding the runner flags.
+        train_size: images per epoch to assume instead of the data's own count
+            (`experiments.preview`); `None` counts them (image folder) or
+            takes the dataset's known size.
+
+    Raises:
+        FlagError: naming the first bad flag and why.
+    """
+    values = {name: flag_values[name].value for name in flag_defs.RUNNER_FLAGS}
+    present = {name for name in flag_defs.RUNNER_FLAGS if flag_values[name].present}
+    _check_basic(values, present)
+    sizes = _data_sizes(values, train_size)
+    spe = math.ceil(sizes["train"] / values["batch_size"])
+    total = values["epochs"] * spe
+    warmup = round(values["warmup_epochs"] * spe)
+    _check_warmup(values, present, warmup, total, spe)
+    _check_schedule_flags(values, present)
+    boundaries, first_decay = _schedule_steps(values, spe, warmup, total)
+    values["run_name"] = values["run_name"] or default_run_name(values, present)
+    return Config(
+        flags=values, command_line=_given(flag_values, present), train_size=sizes["train"],
+        val_size=sizes["test"], num_classes=sizes["classes"], steps_per_epoch=spe,
+        total_steps=total, warmup_steps=warmup, decay_steps=total - warmup,
+        boundaries=boundaries, first_decay_steps=first_decay)
+
+
+def _given(flag_values, present):
+    return tuple(flag_values[name].serialize() for name in flag_defs.RUNNER_FLAGS
+                 if name in present)
+
+
+def _require(condition, flag, reason):
+    if not condition:
+        raise FlagError(flag, reason)
+
+
+def _finite(value):
+    return value is not None and math.isfinite(value)
+
+
+def _check_basic(v, present):
+    if v["lr"] is None:
+        v["lr"] = flag_defs.DEFAULT_LR[v["optimizer"]]
+    _require(_finite(v["lr"]) and v["lr"] > 0, "lr", f"must be > 0, received {v['lr']}")
+    _require(v["epochs"] >= 1, "epochs", f"must be >= 1, received {v['epochs']}")
+    _require(v["batch_size"] >= 1, "batch_size", f"must be >= 1, received {v['batch_size']}")
+    _require(v["seed"] >= 0, "seed", f"must be >= 0, received {v['seed']}")
+    _require(_finite(v["warmup_epochs"]) and v["warmup_epochs"] >= 0, "warmup_epochs",
+             f"must be >= 0, received {v['warmup_epochs']}")
+    _require(_finite(v["weight_decay"]) and v["weight_decay"] >= 0, "weight_decay",
+             f"must be >= 0, received {v['weight_decay']}")
+    for name in ("momentum", "nesterov"):
+        _require(v["optimizer"] == "sgd" or name not in present, name,
+                 f"is only used by --optimizer=sgd, received --optimizer={v['optimizer']}")
+    _require(_finite(v["momentum"]) and 0 <= v["momentum"] < 1, "momentum",
+             f"must be in [0, 1), received {v['momentum']}")
+    _require(not (v["nesterov"] and v["momentum"] == 0), "nesterov",
+             "needs --momentum > 0, received --momentum=0")
+    _require(not (v["deterministic"] and v["jit_compile"]), "jit_compile",
+             "cannot be combined with --deterministic (XLA is outside op determinism)")
+    _check_paths(v, present)
+
+
+def _check_paths(v, present):
+    name = v["run_name"]
+    _require(name is None or (_RUN_NAME.match(name) and ".." not in name), "run_name",
+             "must be a plain name (letters, digits, '.', '_', '-'; no path separators), "
+             f"received {name!r}")
+    _require(bool(v["log_dir"]), "log_dir", "must not be empty")
+    _require(not os.path.exists(v["log_dir"]) or os.path.isdir(v["log_dir"]), "log_dir",
+             f"exists and is not a directory: {v['log_dir']!r}")
+    if v["image_folder"] is not None:
+        for other in ("dataset", "data_dir"):
+            _require(other not in present, other, "is not used with --image_folder")
+        v["dataset"] = None
+    else:
+        _require(v["data_dir"] is None or v["data_dir"] != "", "data_dir", "must not be empty")
+
+
+def _data_sizes(v, train_size):
+    """Training/test image counts and classes, without reading any image."""
+    if v["image_folder"] is not None:
+        try:
+            folder = data.list_image_folder(v["image_folder"])
+        except data.DataError as error:
+            raise FlagError("image_folder", str(error)) from None
+        available = {"train": len(folder.train_files), "test": len(folder.test_files),
+                     "classes": len(folder.classes)}
+    else:
+        available = dict(data.DATASET_SIZES[v["dataset"]])
+    subset = v["train_subset"]
+    if subset is not None:
+        _require(1 <= subset <= available["train"], "train_subset",
+                 f"must be in [1, {available['train']}] (the training images), received {subset}")
+        available["train"] = subset
+    if train_size is not None:
+        _require(train_size >= 1, "train_size", f"must be >= 1, received {train_size}")
+        available["train"] = train_size
+    return available
+
+
+def _check_warmup(v, present, warmup_steps, total_steps, spe):
+    epochs = v["warmup_epochs"]
+    _require(epochs < v["epochs"] and warmup_steps < total_steps, "warmup_epochs",
+             f"must be shorter than training (--epochs={v['epochs']}), received {epochs:g}")
+    start = v["warmup_start_lr"]
+    if epochs == 0:
+        _require("warmup_start_lr" not in present, "warmup_start_lr",
+                 "is only used with --warmup_epochs > 0")
+        return
+    _require(warmup_steps >= 1, "warmup_epochs",
+             f"must be at least one step (1/{spe} epoch), "
+             f"received {epochs:g}")
+    _require(_finite(start) and 0 <= start < v["lr"], "warmup_start_lr",
+             f"must be in [0, --lr={v['lr']:g}), received {start:g}")
+    _require(not (v["lr_update"] == "epoch" and start == 0), "warmup_start_lr",
+             "must be > 0 with --lr_update=epoch (the first epoch would train at LR 0)")
+
+
+def _check_schedule_flags(v, present):
+    used = flag_defs.SCHEDULE_FLAGS[v["schedule"]]
+    for name in flag_defs.ALL_SCHEDULE_FLAGS:
+        if name not in used:
+            _require(name not in present, name,
+                     f"is not used by --schedule={v['schedule']} (used: "
+                     f"{', '.join('--' + u for u in used) or 'none'})")
+            v[name] = None
+    lr = v["lr"]
+    if "factor" in used:
+        _require(_finite(v["factor"]) and 0 < v["factor"] <= 1, "factor",
+                 f"must be in (0, 1], received {v['factor']:g}")
+    if "min_lr" in used:
+        _require(_finite(v["min_lr"]) and 0 <= v["min_lr"] < lr, "min_lr",
+                 f"must be in [0, --lr={lr:g}), received {v['min_lr']:g}")
+    if "end_lr" in used:
+        _require(_finite(v["end_lr"]) and 0 <= v["end_lr"] < lr, "end_lr",
+                 f"must be in [0, --lr={lr:g}), received {v['end_lr']:g}")
+    if "power" in used:
+        _require(_finite(v["power"]) and v["power"] > 0, "power",
+                 f"must be > 0, received {v['power']:g}")
+    if "t_mult" in used:
+        _require(_finite(v["t_mult"]) and v["t_mult"] >= 1, "t_mult",
+                 f"must be >= 1, received {v['t_mult']:g}")
+        _require(_finite(v["m_mul"]) and 0 < v["m_mul"] <= 1, "m_mul",
+                 f"must be in (0, 1], received {v['m_mul']:g}")
+
+
+def _schedule_steps(v, spe, warmup_steps, total_steps):
+    """(boundaries, first_decay_steps) of the schedule, in steps."""
+    if v["schedule"] == "step":
+        milestones = _milestones(v)
+        v["milestones"] = ",".join(str(m) for m in milestones)
+        return tuple(m * spe - warmup_steps for m in milestones), None
+    if v["schedule"] == "cosine_restarts":
+        after_warmup = v["epochs"] - v["warmup_epochs"]
+        if v["t0"] is None:
+            v["t0"] = round(flag_defs.DEFAULT_T0_FRACTION * after_warmup, 6)
+        t0 = v["t0"]
+        _require(_finite(t0) and 0 < t0 <= after_warmup + 1e-9, "t0",
+                 f"must be in (0, {after_warmup:g}] (the epochs after warmup), received {t0:g}")
+        first = round(t0 * spe)
+        _require(first >= 1, "t0", f"must be at least one step (1/{spe} epoch), received {t0:g}")
+        return (), min(first, total_steps - warmup_steps)
+    return (), None
+
+
+def _milestones(v):
+    epochs, warmup = v["epochs"], v["warmup_epochs"]
+    text = v["milestones"]
+    if text is None:
+        if epochs == 100:
+            milestones = [30, 60, 80]
+        else:
+            milestones = [math.floor(f * epochs + 0.5)
+                          for f in flag_defs.DEFAULT_MILESTONE_FRACTIONS]
+        origin = f"(the default for --epochs={epochs}; give --milestones)"
+    else:
+        try:
+            milestones = [int(part) for part in text.split(",")]
+        except ValueError:
+            raise FlagError("milestones", "must be comma-separated whole epochs, "
+                            f"received {text!r}") from None
+        origin = f"received {text!r}"
+    _require(all(b > a for a, b in zip(milestones, milestones[1:])), "milestones",
+             f"must be strictly increasing, {origin}")
+    _require(milestones[0] > warmup, "milestones",
+             f"must all be > --warmup_epochs={warmup:g} (and > 0), {origin}")
+    _require(milestones[-1] < epochs, "milestones",
+             f"must all be < --epochs={epochs} (a drop at or past the end never applies), {origin}")
+    return milestones
+
+
+def _fmt(value):
+    return format(value, "g")
+
+
+def default_run_name(v, present):
+    """`<schedule>_lr<lr>[_<schedule values>][_w..]_<optimizer>_<model>_e<epochs>..._s<seed>`."""
+    parts = [v["schedule"], f"lr{_fmt(v['lr'])}"]
+    keys = {"milestones": "m", "factor": "f", "min_lr": "min", "t0": "t", "t_mult": "tm",
+            "m_mul": "mm", "power": "p", "end_lr": "end"}
+    for name in flag_defs.SCHEDULE_FLAGS[v["schedule"]]:
+        value = v[name]
+        text = value.replace(",", "-") if isinstance(value, str) else _fmt(value)
+        parts.append(keys[name] + text)
+    if v["warmup_epochs"]:
+        parts.append(f"w{_fmt(v['warmup_epochs'])}")
+        if v["warmup_start_lr"]:
+            parts.append(f"ws{_fmt(v['warmup_start_lr'])}")
+    if v["lr_update"] == "epoch":
+        parts.append("perepoch")
+    parts += [v["optimizer"], v["model"], f"e{v['epochs']}"]
+    extras = {"batch_size": "b", "momentum": "mom", "weight_decay": "wd",
+              "train_subset": "n", "precision": ""}
+    for name, key in extras.items():
+        if name in present:
+            parts.append(key + (v[name] if isinstance(v[name], str) else _fmt(v[name])))
+    if v["nesterov"]:
+        parts.append("nesterov")
+    if not v["augment"]:
+        parts.append("noaug")
+    parts.append(f"s{v['seed']}")
+    return "_".join(parts)
+
+
+def fail(error, stream=None):
+    """Prints `error: <message>` on one line and exits with status 2."""
+    print(f"error: {error}", file=stream or sys.stderr)
+    raise SystemExit(2)

@@ -1,0 +1,286 @@
+"""The runner's data: images decoded once into memory, then a tf.data pipeline.
+
+Two sources:
+
+* `--image_folder=PATH`: `PATH/train/<class>/*` and `PATH/test/<class>/*`
+  (JPEG, PNG, BMP or GIF; class folders sorted -> labels 0..n-1; all images of
+  one size). Only the images a run uses are decoded (a `--train_subset` decodes
+  just its subset), in parallel with tf.data.
+* `--dataset=cifar10`: tensorflow-datasets, from `--data_dir`; downloaded on
+  first use when the network is reachable, otherwise an error within seconds.
+
+Both give uint8 arrays (`Arrays`). `make_datasets` turns them into the training
+pipeline: seeded reshuffle each epoch, batch, augmentation on whole batches
+(4-pixel zero pad + random crop, horizontal flip; per-image offsets and flips
+from a seeded stateless generator, new each epoch), per-channel normalisation
+with the mean and std of the training images in use, prefetch. The validation
+pipeline is the test split, normalised the same way, unshuffled.
+
+TensorFlow is imported only inside the functions that need it, so listing an
+image folder (flag validation) stays free of it.
+"""
+
+import dataclasses
+import os
+import socket
+import threading
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# Known split sizes, so flags can be checked before any data is read.
+DATASET_SIZES = {"cifar10": {"train": 50_000, "test": 10_000, "classes": 10}}
+# Where tensorflow-datasets downloads each dataset from (checked before trying).
+_DOWNLOAD_HOSTS = {"cifar10": "www.cs.toronto.edu"}
+_NETWORK_TIMEOUT_S = 10.0
+PAD = 4
+
+
+class DataError(Exception):
+    """The data cannot be read; the message says why and what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageFolder:
+    """The files of a `train/<class>/*`, `test/<class>/*` tree (no pixels read)."""
+
+    root: str
+    classes: tuple
+    train_files: tuple
+    train_labels: tuple
+    test_files: tuple
+    test_labels: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Arrays:
+    """Decoded images (uint8, NHWC) and int32 labels, plus normalisation stats."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: tuple
+    mean: tuple
+    std: tuple
+
+
+def list_image_folder(root):
+    """Lists an image folder without reading any image.
+
+    Raises:
+        DataError: if `root` is missing or not a `train/<class>/*`,
+            `test/<class>/*` tree of images with the same classes in both.
+    """
+    if not os.path.isdir(root):
+        raise DataError(f"no such directory {root!r} (expected train/<class>/* and test/<class>/*)")
+    found = {}
+    for split in ("train", "test"):
+        found[split] = _list_split(root, split)
+    train_classes, test_classes = found["train"][0], found["test"][0]
+    if train_classes != test_classes:
+        raise DataError(f"train/ and test/ must hold the same class folders, received "
+                        f"train: {', '.join(train_classes)}; test: {', '.join(test_classes)}")
+    return ImageFolder(root, train_classes, *found["train"][1:], *found["test"][1:])
+
+
+def _list_split(root, split):
+    directory = os.path.join(root, split)
+    if not os.path.isdir(directory):
+        raise DataError(f"{root!r} has no {split}/ folder (expected train/<class>/* and test/<class>/*)")
+    entries = [e for e in os.scandir(directory) if not e.name.startswith(".")]
+    strays = [e.name for e in entries if not e.is_dir()]
+    if strays:
+        raise DataError(f"{directory!r} must hold only class folders, found file {strays[0]!r}")
+    classes = tuple(sorted(e.name for e in entries))
+    if not classes:
+        raise DataError(f"{directory!r} has no class folders")
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        folder = os.path.join(directory, name)
+        names = sorted(e.name for e in os.scandir(folder) if not e.name.startswith("."))
+        if not names:
+            raise DataError(f"class folder {folder!r} has no images")
+        for file_name in names:
+            if not file_name.lower().endswith(IMAGE_EXTENSIONS):
+                raise DataError(f"{os.path.join(folder, file_name)!r} is not an image "
+                                f"({', '.join(IMAGE_EXTENSIONS)})")
+        files += [os.path.join(folder, n) for n in names]
+        labels += [label] * len(names)
+    return classes, tuple(files), tuple(labels)
+
+
+def subset_indices(labels, size, seed):
+    """`size` indices into `labels`, stratified by class, seeded, sorted.
+
+    Each class gets floor(size * its share); the images left over go to the
+    classes with the largest remainders (ties broken by the seed).
+    """
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = size * counts / counts.sum()
+    quota = np.floor(exact).astype(np.int64)
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(len(classes)), -(exact - quota)))
+    quota[order[: size - quota.sum()]] += 1
+    picked = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota)]
+    return np.sort(np.concatenate(picked))
+
+
+def load(config):
+    """Reads the run's training (or subset) and test images into `Arrays`.
+
+    Raises:
+        DataError: unreadable images, or a dataset neither prepared nor downloadable.
+    """
+    subset = config.flags["train_subset"]
+    if config.flags["image_folder"] is not None:
+        folder = list_image_folder(config.flags["image_folder"])
+        train_files, y_train = np.asarray(folder.train_files), np.asarray(folder.train_labels)
+        if subset is not None:
+            keep = subset_indices(y_train, subset, config.flags["seed"])
+            train_files, y_train = train_files[keep], y_train[keep]
+        x_train, x_test = _decode_files(train_files), _decode_files(folder.test_files)
+        y_test, classes = np.asarray(folder.test_labels), folder.classes
+    else:
+        (x_train, y_train), (x_test, y_test), classes = _load_tfds(
+            config.flags["dataset"], config.flags["data_dir"])
+        if subset is not None:
+            if subset > len(y_train):
+                raise DataError(f"--train_subset={subset} exceeds the {len(y_train)} training images")
+            keep = subset_indices(y_train, subset, config.flags["seed"])
+            x_train, y_train = x_train[keep], y_train[keep]
+    if x_test.shape[1:] != x_train.shape[1:]:
+        raise DataError(f"test images are {x_test.shape[1:3]}, training images {x_train.shape[1:3]}")
+    mean, std = channel_stats(x_train)
+    return Arrays(x_train, y_train.astype(np.int32), x_test, np.asarray(y_test, np.int32),
+                  tuple(classes), mean, std)
+
+
+def channel_stats(images, chunk=4096):
+    """Per-channel mean and std of uint8 images, on the 0..1 scale (float64 sums)."""
+    total = np.zeros(images.shape[-1])
+    squares = np.zeros(images.shape[-1])
+    for start in range(0, len(images), chunk):
+        block = images[start:start + chunk].reshape(-1, images.shape[-1]).astype(np.float64)
+        total += block.sum(axis=0)
+        squares += np.square(block).sum(axis=0)
+    count = images.size / images.shape[-1]
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+    return tuple(float(m) / 255 for m in mean), tuple(max(float(s), 1e-3) / 255 for s in std)
+
+
+def _decode_files(paths):
+    import tensorflow as tf
+
+    paths = [str(p) for p in paths]
+    first = tf.io.decode_image(tf.io.read_file(paths[0]), channels=3, expand_animations=False)
+    shape = tf.constant(first.shape[:2], tf.int32)
+
+    def decode(path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        size = tf.shape(image)[:2]
+        check = tf.debugging.Assert(tf.reduce_all(tf.equal(size, shape)), [
+            "image size differs from the first image's:", path, size, shape])
+        with tf.control_dependencies([check]):
+            return tf.ensure_shape(tf.identity(image), first.shape)
+
+    dataset = tf.data.Dataset.from_tensor_slices(paths).map(
+        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(2048)
+    try:
+        return np.concatenate([batch.numpy() for batch in dataset])
+    except tf.errors.OpError as error:
+        reason = " ".join(error.message.split())[:400]
+        raise DataError(f"cannot decode the images: {reason}") from None
+
+
+def _load_tfds(name, data_dir):
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    if not builder.is_prepared():
+        _check_download_reachable(name, builder.data_dir)
+        builder.download_and_prepare()
+    arrays = []
+    for split in ("train", "test"):
+        batches = list(tfds.as_numpy(builder.as_dataset(split=split).batch(4096)))
+        arrays.append((np.concatenate([b["image"] for b in batches]).astype(np.uint8),
+                       np.concatenate([b["label"] for b in batches])))
+    classes = tuple(builder.info.features["label"].names)
+    return arrays[0], arrays[1], classes
+
+
+def _check_download_reachable(name, data_dir):
+    """Raises DataError within seconds when the download host is unreachable."""
+    host = _DOWNLOAD_HOSTS[name]
+    outcome = []
+
+    def probe():
+        try:
+            socket.create_connection((host, 443), timeout=_NETWORK_TIMEOUT_S).close()
+            outcome.append(True)
+        except OSError:
+            outcome.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(_NETWORK_TIMEOUT_S + 1)
+    if outcome != [True]:
+        raise DataError(
+            f"{name} is not prepared in --data_dir ({data_dir}) and cannot be downloaded "
+            f"({host} unreachable). Prepare it where there is network (tfds build {name} "
+            "--data_dir=DIR), copy DIR here and pass --data_dir=DIR, or pass "
+            "--image_folder=PATH with train/<class>/* and test/<class>/* images")
+
+
+def make_datasets(arrays, config):
+    """(train, validation) tf.data pipelines of normalised float32 batches."""
+    import tensorflow as tf
+
+    batch_size, seed = config.flags["batch_size"], config.flags["seed"]
+    augment = config.flags["augment"]
+    x_train, y_train = tf.constant(arrays.x_train), tf.constant(arrays.y_train)
+    x_test, y_test = tf.constant(arrays.x_test), tf.constant(arrays.y_test)
+    mean = tf.constant(np.multiply(arrays.mean, 255), tf.float32)
+    std = tf.constant(np.multiply(arrays.std, 255), tf.float32)
+
+    def train_batch(indices, batch_seed):
+        images = tf.cast(tf.gather(x_train, indices), tf.float32)
+        if augment:
+            images = augment_batch(images, batch_seed)
+        return (images - mean) / std, tf.gather(y_train, indices)
+
+    def test_batch(indices):
+        images = tf.cast(tf.gather(x_test, indices), tf.float32)
+        return (images - mean) / std, tf.gather(y_test, indices)
+
+    n = len(arrays.y_train)
+    order = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    train = tf.data.Dataset.zip((order.batch(batch_size), seeds)).map(
+        train_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    test = tf.data.Dataset.range(len(arrays.y_test)).batch(batch_size).map(
+        test_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return train.prefetch(tf.data.AUTOTUNE), test.prefetch(tf.data.AUTOTUNE)
+
+
+def augment_batch(images, seed):
+    """Random crop after a `PAD`-pixel zero pad, and horizontal flip, per image.
+
+    Args:
+        images: float32 [batch, height, width, channels].
+        seed: int [2], the stateless seed of this batch.
+    """
+    import tensorflow as tf
+
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    batch = tf.shape(images)[0]
+    height, width = images.shape[1], images.shape[2]
+    padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
+    offsets = tf.random.stateless_uniform([batch, 2], crop_seed, 0, 2 * PAD + 1, tf.int32)
+    rows = offsets[:, :1] + tf.range(height)[None, :]
+    cols = offsets[:, 1:] + tf.range(width)[None, :]
+    cropped = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+    flip = tf.random.stateless_uniform([batch, 1, 1, 1], flip_seed) < 0.5
+    return tf.where(flip, tf.reverse(cropped, axis=[2]), cropped)

@@ -1,0 +1,124 @@
+"""Command-line flags of `experiments.run` (and `experiments.preview`).
+
+Every default of the runner lives in this module and nowhere else. Defaults that
+depend on other flags (`--lr` by optimizer, `--milestones` and `--t0` from
+`--epochs`) are stated here as constants and resolved in `experiments.config`.
+
+All durations on the command line are in epochs; `experiments.config` converts
+them to optimizer steps once.
+"""
+
+from absl import flags
+from absl import logging as _absl_logging  # noqa: F401  (defines --log_dir first; see below)
+
+FLAGS = flags.FLAGS
+
+SCHEDULES = ("constant", "step", "cosine", "cosine_restarts", "linear", "poly")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+MODELS = ("simple_cnn", "resnet20")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+# --lr when not given: the usual peak rate of each optimizer on CIFAR-10.
+DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
+# --milestones when not given: 30, 60, 80 for --epochs=100, the same fractions
+# of --epochs otherwise (rounded half up; repeats and values outside
+# (--warmup_epochs, --epochs) are errors that ask for explicit --milestones).
+DEFAULT_MILESTONE_FRACTIONS = (0.3, 0.6, 0.8)
+# --t0 when not given: this fraction of the epochs after warmup (10 of 100).
+DEFAULT_T0_FRACTION = 0.1
+
+# The flags each schedule reads; giving any other schedule flag is an error.
+SCHEDULE_FLAGS = {
+    "constant": (),
+    "step": ("milestones", "factor"),
+    "cosine": ("min_lr",),
+    "cosine_restarts": ("t0", "t_mult", "m_mul", "min_lr"),
+    "linear": ("end_lr",),
+    "poly": ("power", "end_lr"),
+}
+ALL_SCHEDULE_FLAGS = ("milestones", "factor", "min_lr", "t0", "t_mult", "m_mul", "power", "end_lr")
+
+# Names of the runner's flags, in definition order (config.json records them all).
+RUNNER_FLAGS = []
+
+
+def _define(kind, name, default, help_text, **kwargs):
+    getattr(flags, f"DEFINE_{kind}")(name=name, default=default, help=help_text, **kwargs)
+    RUNNER_FLAGS.append(name)
+
+
+def define_runner_flags():
+    """Defines the runner's flags on `absl.flags.FLAGS` (once per process)."""
+    if RUNNER_FLAGS:
+        return
+    # Schedule.
+    _define("enum", "schedule", "cosine", "Learning-rate schedule.", enum_values=list(SCHEDULES))
+    _define("float", "lr", None, "Initial (peak) learning rate. Default: "
+            + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + " by --optimizer.")
+    _define("integer", "epochs", 100, "Training epochs.")
+    _define("integer", "batch_size", 128, "Global batch size (all replicas together).")
+    _define("string", "milestones", None,
+            "step: comma-separated epochs at whose start the LR is multiplied by --factor. "
+            "Default: 30,60,80 for --epochs=100, else 30/60/80 percent of --epochs.")
+    _define("float", "factor", 0.1, "step: multiplier at each milestone, in (0, 1].")
+    _define("float", "min_lr", 0.0, "cosine, cosine_restarts: LR at the end of each cosine, < --lr.")
+    _define("float", "t0", None, "cosine_restarts: length of the first cycle in epochs. "
+            "Default: 10 percent of the epochs after warmup.")
+    _define("float", "t_mult", 1.0, "cosine_restarts: factor on the cycle length after each restart, >= 1.")
+    _define("float", "m_mul", 1.0, "cosine_restarts: factor on the peak LR after each restart, in (0, 1].")
+    _define("float", "power", 2.0, "poly: exponent of the polynomial decay, > 0.")
+    _define("float", "end_lr", 0.0, "linear, poly: LR at the end of training, < --lr.")
+    _define("float", "warmup_epochs", 0.0, "Linear warmup from --warmup_start_lr to --lr over these "
+            "first epochs, for any schedule; the schedule then spans the remaining epochs.")
+    _define("float", "warmup_start_lr", 0.0, "LR at the first step of warmup, < --lr.")
+    _define("enum", "lr_update", "step", "step: a new LR every step; epoch: the LR of each "
+            "epoch's first step held for the whole epoch (PyTorch style).", enum_values=["step", "epoch"])
+    # Optimizer and model.
+    _define("enum", "optimizer", "sgd", "Optimizer.", enum_values=list(OPTIMIZERS))
+    _define("float", "momentum", 0.9, "sgd: momentum, in [0, 1).")
+    _define("bool", "nesterov", False, "sgd: Nesterov momentum.")
+    _define("float", "weight_decay", 5e-4, "sgd, adam: L2 penalty wd/2 * ||w||^2 on conv and dense "
+            "kernels (equal to PyTorch's weight_decay=wd); adamw: decoupled decay of the optimizer.")
+    _define("enum", "model", "simple_cnn", "simple_cnn (3 conv blocks with batch norm, 0.29M "
+            "parameters) or resnet20 (He et al. 2016, 0.27M).", enum_values=list(MODELS))
+    # Data.
+    _define("enum", "dataset", "cifar10", "tensorflow-datasets name (used unless --image_folder).",
+            enum_values=["cifar10"])
+    _define("string", "data_dir", None, "tensorflow-datasets data directory (default: its own, "
+            "~/tensorflow_datasets).")
+    _define("string", "image_folder", None, "Read PATH/train/<class>/* and PATH/test/<class>/* "
+            "images instead of --dataset (class folders sorted -> labels).")
+    _define("integer", "train_subset", None, "Train on this many training images (seeded, "
+            "stratified by class). Default: all.")
+    _define("bool", "augment", True, "Random crop (4-pixel zero pad) and horizontal flip.")
+    # Reproducibility and speed.
+    _define("integer", "seed", 0, "Seed of weights, shuffling, subset and augmentation.")
+    _define("bool", "deterministic", False, "Deterministic TensorFlow ops (slower).")
+    _define("enum", "precision", "float32", "Keras dtype policy; mixed_float16 adds dynamic "
+            "loss scaling.", enum_values=list(PRECISIONS))
+    _define("bool", "jit_compile", None, "XLA-compile the train step. Default: Keras's choice "
+            "(XLA when the model supports it, never with --deterministic).")
+    # Output.
+    # absl.logging defines --log_dir too (for log files, which the runner never
+    # writes); this later definition replaces it (absl.logging is imported above).
+    _define("string", "log_dir", "logs", "Parent folder of run directories.", allow_override=True)
+    _define("string", "run_name", None, "Run directory name under --log_dir. Default: made from "
+            "the schedule and its key values.")
+    _define("bool", "overwrite", False, "Replace a finished or different run of the same name.")
+
+
+PREVIEW_FLAGS = []
+
+
+def define_preview_flags():
+    """Defines the flags only `experiments.preview` has (once per process)."""
+    if PREVIEW_FLAGS:
+        return
+    flags.DEFINE_integer("train_size", None, "Training images per epoch. Default: --train_subset, "
+                         "else the number of images in --image_folder/train, else the size "
+                         "of --dataset's training split (50,000 for CIFAR-10).")
+    flags.DEFINE_string("out", "lr_preview", "Folder for <run_name>.png and <run_name>.csv.")
+    PREVIEW_FLAGS.extend(["train_size", "out"])
+
+
+define_runner_flags()

@@ -1,0 +1,120 @@
+"""Train a CNN on CIFAR-10 (or any image folder) with a kschedules schedule.
+
+    python -m experiments.run --schedule=poly --power=0.5 --epochs=30
+
+flags -> config (every flag checked; nothing read or written before) -> run
+directory state (finished: say so and exit 0; other flags: error) -> data ->
+model -> fit (resumes from <run>/backup) -> curves.png + summary.json.
+See `experiments.flags` for the flags, `experiments.rundir` for the outputs.
+A bad flag prints one line `error: --flag: reason` and exits with status 2.
+"""
+
+import dataclasses
+import re
+import time
+
+from absl import app
+from absl import flags as absl_flags
+
+from experiments import config as config_lib
+from experiments import data, rundir
+from experiments.flags import FLAGS
+
+
+def main(argv):
+    """Runs the command; `argv[1:]` must be empty (everything is a flag)."""
+    started = time.perf_counter()
+    if len(argv) > 1:
+        config_lib.fail(f"unexpected arguments {argv[1:]}: every option is a --flag")
+    config = _checked_config()
+    status = _checked_state(config)
+    if status == "complete":
+        print(f"{config.run_dir} is complete (summary.json exists); nothing to do "
+              "(pass --overwrite to run it again)")
+        return 0
+    arrays = _load(config)
+    config = dataclasses.replace(config, val_size=len(arrays.y_test))
+    from experiments import train  # Keras and TensorFlow only from here on
+
+    train.set_up(config)
+    model = train.build_model(config, arrays.x_train.shape[1:], len(arrays.classes))
+    rundir.create(config, _record(config, arrays, train))
+    print(f"run {config.run_dir}: {config.train_size} training images, {config.val_size} "
+          f"test images, {config.steps_per_epoch} steps per epoch, {status}")
+    train_data, val_data = data.make_datasets(arrays, config)
+    recorder = train.fit(config, model, train_data, val_data, config.run_dir)
+    summary = rundir.finish(config, recorder.diverged_epoch, recorder.first_epoch or 0,
+                            time.perf_counter() - started)
+    print(f"{summary['status']}: best val_accuracy {summary['best_val_accuracy']} at epoch "
+          f"{summary['best_epoch']}, final {summary['final_val_accuracy']}; {config.run_dir}")
+    return 0
+
+
+def _checked_config():
+    try:
+        return config_lib.build_config(FLAGS)
+    except config_lib.FlagError as error:
+        config_lib.fail(error)
+
+
+def _checked_state(config):
+    try:
+        return rundir.state(config)
+    except config_lib.FlagError as error:
+        config_lib.fail(error)
+
+
+def _load(config):
+    flag = "image_folder" if config.flags["image_folder"] is not None else "data_dir"
+    try:
+        arrays = data.load(config)
+    except data.DataError as error:
+        config_lib.fail(f"--{flag}: {error}")
+    if len(arrays.y_train) != config.train_size:
+        config_lib.fail(f"--{flag}: {len(arrays.y_train)} training images read, "
+                        f"{config.train_size} expected")
+    return arrays
+
+
+def _record(config, arrays, train):
+    from experiments.schedules import build_schedule
+    import keras
+
+    derived = {**config.derived(),
+               "schedule": keras.saving.serialize_keras_object(build_schedule(config)),
+               "classes": list(arrays.classes), "image_shape": list(arrays.x_train.shape[1:]),
+               "normalization": {"mean": list(arrays.mean), "std": list(arrays.std),
+                                 "source": "training images in use"}}
+    return {"flags": config.flags, "derived": derived, "environment": train.environment(),
+            "command_line": list(config.command_line)}
+
+
+def parse_flags(argv):
+    """absl's flags_parser: a bad flag -> `error: --flag: reason`, exit status 2."""
+    try:
+        return FLAGS(argv)
+    except absl_flags.Error as error:
+        config_lib.fail(_flag_error_text(error))
+
+
+def _flag_error_text(error):
+    if isinstance(error, absl_flags.UnrecognizedFlagError):
+        return f"--{error.flagname}: unknown flag"
+    text = " ".join(str(error).split())
+    match = re.match(r"flag --(\w+)=(.*?): (.*)$", text)
+    if match:
+        return f"--{match[1]}: {match[3]} (received {match[2]!r})"
+    return text
+
+
+def run_command(argv):
+    """In-process entry (tests): parse `argv` (program name first), run; returns the exit status."""
+    FLAGS.unparse_flags()
+    try:
+        return main(parse_flags(list(argv)))
+    except SystemExit as exit_:
+        return exit_.code
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,281 @@
+"""Model, optimizer and `fit` with the runner's callbacks.
+
+`build_model` creates and compiles the model and optimizer in one function, so
+that a distribution strategy can wrap just that call in `strategy.scope()`.
+`fit` trains with these callbacks, in this order (order matters for resume):
+
+0. Keras's progress bar.
+1. `EpochRecorder`: appends one row per epoch to history.csv (flushed and
+   fsynced), prints one readable line, stops a diverged run.
+2. `AtomicBackupAndRestore` into <run>/backup: Keras's BackupAndRestore with
+   files that are complete or absent after a `kill -9`; it runs after the
+   recorder, so a backup never gets ahead of the history.
+3. `keras.callbacks.TensorBoard` into <run>/tensorboard (train/, validation/).
+4. `kschedules.LearningRateLogger`: the `learning_rate` TensorBoard scalar and
+   <run>/learning_rate.csv, whose value for each epoch becomes history.csv's
+   `learning_rate` (the LR applied at the epoch's first step).
+"""
+
+import csv
+import json
+import math
+import os
+import platform
+import signal
+import time
+
+import keras
+from kschedules.callbacks import LearningRateLogger
+
+from experiments import models
+from experiments.schedules import build_schedule
+
+HISTORY_COLUMNS = ("epoch", "learning_rate", "loss", "accuracy", "val_loss", "val_accuracy",
+                   "epoch_seconds")
+# Test hook: "<epoch>:before_backup" or "<epoch>:after_backup" makes the process
+# SIGKILL itself at the end of that (0-based) epoch, to test resuming.
+TEST_KILL_ENV = "EXPERIMENTS_TEST_SIGKILL"
+
+
+def set_up(config):
+    """Process-wide settings: dtype policy, seeds, op determinism."""
+    keras.mixed_precision.set_global_policy(config.flags["precision"])
+    keras.utils.set_random_seed(config.flags["seed"])
+    if config.flags["deterministic"]:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def make_optimizer(config, schedule):
+    """The optimizer; sgd/adam get weight decay as a model L2 term, adamw decoupled."""
+    name = config.flags["optimizer"]
+    if name == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=config.flags["momentum"],
+                                    nesterov=config.flags["nesterov"])
+    if name == "adam":
+        return keras.optimizers.Adam(schedule)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.flags["weight_decay"])
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
+
+
+def build_model(config, input_shape, num_classes):
+    """Builds and compiles the model and its optimizer (wrap in `strategy.scope()`).
+
+    Under mixed_float16 Keras wraps the optimizer in a `LossScaleOptimizer`
+    (dynamic loss scaling) at compile time.
+    """
+    coupled = config.flags["optimizer"] != "adamw"
+    l2 = config.flags["weight_decay"] / 2 if coupled else 0.0
+    model = models.build(config.flags["model"], input_shape, num_classes, weight_decay=l2)
+    jit = config.flags["jit_compile"]
+    model.compile(
+        optimizer=make_optimizer(config, build_schedule(config)),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile="auto" if jit is None else jit,
+    )
+    return model
+
+
+def fit(config, model, train_data, val_data, run_dir):
+    """Trains (resuming from <run>/backup if present); returns `EpochRecorder`."""
+    recorder = EpochRecorder(os.path.join(run_dir, "history.csv"),
+                             os.path.join(run_dir, "learning_rate.csv"),
+                             config.flags["epochs"], config.steps_per_epoch,
+                             check_steps=config.flags["precision"] != "mixed_float16")
+    # Keras adds its progress bar last; listed first, its epoch line comes
+    # before the recorder's.
+    callbacks = [keras.callbacks.ProgbarLogger(), recorder,
+                 AtomicBackupAndRestore(os.path.join(run_dir, "backup")),
+                 keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"),
+                                             write_graph=False, profile_batch=0),
+                 LearningRateLogger(log_dir=os.path.join(run_dir, "tensorboard"),
+                                    csv_path=os.path.join(run_dir, "learning_rate.csv"))]
+    _insert_test_kill(callbacks)
+    model.fit(train_data, validation_data=val_data, epochs=config.flags["epochs"],
+              callbacks=callbacks, verbose=1, shuffle=False)
+    return recorder
+
+
+def environment():
+    """Versions and devices, for config.json."""
+    import tensorflow as tf
+
+    return {"keras": keras.__version__, "tensorflow": tf.__version__,
+            "backend": keras.backend.backend(),
+            "devices": [d.name for d in tf.config.list_logical_devices()],
+            "python": platform.python_version()}
+
+
+def _inner_optimizer(model):
+    optimizer = model.optimizer
+    while hasattr(optimizer, "inner_optimizer"):
+        optimizer = optimizer.inner_optimizer
+    return optimizer
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Writes history.csv, prints one line per epoch, stops on a non-finite loss.
+
+    On the first epoch of a `fit` (epoch k after a resume) rows for epochs >= k
+    left by an interrupted attempt are dropped, so the file ends with exactly
+    one row per epoch. With `check_steps`, the optimizer's step count at the
+    start of epoch k must be k * steps_per_epoch (else RuntimeError): the
+    schedule's clock and the epoch agree. (Not checked under mixed_float16,
+    where steps skipped for non-finite gradients do not count.)
+    """
+
+    def __init__(self, history_path, lr_path, epochs, steps_per_epoch, check_steps=True):
+        super().__init__()
+        self.history_path, self.lr_path = history_path, lr_path
+        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
+        self.check_steps = check_steps
+        self.first_epoch = None
+        self.diverged_epoch = None
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+            _truncate_history(self.history_path, epoch)
+        step = int(keras.ops.convert_to_numpy(_inner_optimizer(self.model).iterations))
+        if self.check_steps and step != epoch * self.steps_per_epoch:
+            raise RuntimeError(f"epoch {epoch} starts at optimizer step {step}, expected "
+                               f"{epoch * self.steps_per_epoch} ({self.steps_per_epoch} per epoch)")
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        row = {"epoch": epoch, "learning_rate": _lr_of_epoch(self.lr_path, epoch),
+               **{k: float(logs.get(k, math.nan)) for k in HISTORY_COLUMNS[2:6]},
+               "epoch_seconds": time.perf_counter() - self._start}
+        _append_row(self.history_path, row)
+        print(format_epoch_line(row, self.epochs), flush=True)
+        if not math.isfinite(row["loss"]):
+            self.diverged_epoch = epoch
+            self.model.stop_training = True
+
+
+def format_epoch_line(row, epochs):
+    """`epoch 3/10  lr 0.0812  loss 1.234  acc 0.551  val_loss 1.301  val_acc 0.532  12.3s`."""
+    return (f"epoch {row['epoch'] + 1}/{epochs}  lr {row['learning_rate']:.4g}  "
+            f"loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
+            f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  "
+            f"{row['epoch_seconds']:.1f}s")
+
+
+def _lr_of_epoch(lr_path, epoch):
+    with open(lr_path, newline="") as f:
+        for row in csv.DictReader(f):
+            if int(row["epoch"]) == epoch:
+                return float(row["learning_rate"])
+    raise RuntimeError(f"{lr_path} has no learning rate for epoch {epoch}")
+
+
+def _append_row(path, row):
+    new = not os.path.exists(path)
+    with open(path, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(HISTORY_COLUMNS)
+        writer.writerow([repr(row[c]) if isinstance(row[c], float) else row[c]
+                         for c in HISTORY_COLUMNS])
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _truncate_history(path, epoch):
+    """Keeps only the rows of epochs < `epoch` (atomic rewrite)."""
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < epoch]
+    if len(kept) == len(rows):
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that survives `kill -9` at any moment.
+
+    Keras writes `latest.weights.h5` and then `training_metadata.json` in place:
+    a kill during the first leaves a truncated file, a kill between the two
+    leaves weights one epoch ahead of the recorded epoch. Here each backup
+    writes `epoch-<k>.weights.h5` in full, then replaces the metadata file
+    atomically (it names the weights file), then deletes older weights: the
+    metadata always points at complete weights of the epoch it states. The
+    weights file holds the optimizer state too (step counter included). The
+    backup is kept at the end of training; the runner deletes it once
+    summary.json is written.
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, delete_checkpoint=False)
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        name = f"epoch-{self._current_epoch}.weights.h5"
+        self.model.save_weights(os.path.join(self.backup_dir, name), overwrite=True)
+        _fsync_file(os.path.join(self.backup_dir, name))
+        _write_json_atomic(self._training_metadata_path,
+                           {"epoch": self._current_epoch, "batch": 0, "weights": name})
+        for other in os.listdir(self.backup_dir):
+            if other.endswith(".weights.h5") and other != name:
+                os.remove(os.path.join(self.backup_dir, other))
+
+    def on_train_begin(self, logs=None):
+        self._load_model()
+
+    def _load_model(self):
+        if not os.path.exists(self._training_metadata_path):
+            return
+        with open(self._training_metadata_path) as f:
+            metadata = json.load(f)
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
+        self.model._initial_epoch = metadata["epoch"]
+        self._current_epoch = metadata["epoch"]
+
+
+def _fsync_file(path):
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _write_json_atomic(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, allow_nan=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class _SigkillAtEpochEnd(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _insert_test_kill(callbacks):
+    spec = os.environ.get(TEST_KILL_ENV)
+    if not spec:
+        return
+    epoch, point = spec.split(":")
+    position = callbacks.index(next(c for c in callbacks if isinstance(c, AtomicBackupAndRestore)))
+    callbacks.insert(position + (point == "after_backup"), _SigkillAtEpochEnd(int(epoch)))

@@ -1,0 +1,35 @@
+"""Shared helpers of the runner tests: tiny generated image folders, flag parsing."""
+
+import os
+
+import numpy as np
+from PIL import Image
+
+
+def make_image_folder(root, classes=10, train_per_class=4, test_per_class=2, size=32,
+                      formats=("png", "jpg"), seed=0):
+    """Writes root/{train,test}/class<k>/<i>.<fmt>: class k is brighter with k.
+
+    Returns `root` (a str).
+    """
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", train_per_class), ("test", test_per_class)):
+        for k in range(classes):
+            folder = os.path.join(root, split, f"class{k}")
+            os.makedirs(folder, exist_ok=True)
+            for i in range(count):
+                base = 20 * k if classes <= 10 else (255 * k) // classes
+                pixels = (rng.random((size, size, 3)) * 40 + base).clip(0, 255).astype(np.uint8)
+                fmt = formats[i % len(formats)]
+                Image.fromarray(pixels).save(os.path.join(folder, f"{i:04d}.{fmt}"),
+                                             **({"quality": 95} if fmt == "jpg" else {}))
+    return str(root)
+
+
+def parse(*args):
+    """Parses runner flags `args` into absl's FLAGS (reset first); returns FLAGS."""
+    from experiments.flags import FLAGS
+
+    FLAGS.unparse_flags()
+    FLAGS(["prog", *args])
+    return FLAGS
