@@ -265,3 +265,32 @@ def plot_early_loss(runs, path, num_epochs, title=None):
     scales = {"loss": ax_loss.get_yscale(), "lr": ax_lr.get_yscale()}
     _save(figure, path)
     return scales
+
+
+def plot_lr_find(lrs, losses, smoothed, path, marks=(), title=None):
+    """Writes the LR range test's figure: raw and smoothed loss against LR (log x).
+
+    Args:
+        lrs, losses, smoothed: per-step learning rates, batch losses and the
+            smoothed (bias-corrected moving average) losses.
+        path: the PNG file to write.
+        marks: ``(label, lr)`` pairs drawn as vertical lines (the suggestion).
+        title: optional title.
+    """
+    figure = _new_figure(1, width_per_panel=7.0, height=4.5)
+    ax = figure.subplots()
+    ax.plot(lrs, _finite_or_nan(losses), color="0.75", linewidth=0.8, label="batch loss")
+    ax.plot(lrs, _finite_or_nan(smoothed), color="C0", label="smoothed loss")
+    for (label, lr), color in zip(marks, ("C3", "C2", "C1", "C4")):
+        ax.axvline(lr, color=color, linestyle="--", label=f"{label}: {lr:.3g}")
+    ax.set_xscale("log")
+    finite = [v for v in smoothed if math.isfinite(v)]
+    raw = sorted(v for v in losses if math.isfinite(v))
+    if finite:  # keep the exploding tail from flattening the useful part
+        low = min([min(finite)] + raw[len(raw) // 50 : len(raw) // 50 + 1])
+        high = max(finite[: max(1, len(finite) // 10)] + [min(finite)])
+        ax.set_ylim(low - 0.1 * (high - low + 1e-12), high + 0.5 * (high - low + 1e-12))
+    ax.set(xlabel="learning rate (log scale)", ylabel="training loss", title=title or "LR range test")
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(fontsize="small")
+    _save(figure, path)
