@@ -10,9 +10,9 @@ Two sources:
   first use when the network is reachable, otherwise an error within seconds.
 
 Both give uint8 arrays (`Arrays`). `make_datasets` turns them into the training
-pipeline: seeded reshuffle each epoch, batch, augmentation on whole batches
-(4-pixel zero pad + random crop, horizontal flip; per-image offsets and flips
-from a seeded stateless generator, new each epoch), per-channel normalisation
+pipeline: a new seeded permutation each epoch, batch, augmentation on whole
+batches (4-pixel zero pad + random crop, horizontal flip; per-image offsets and
+flips from stateless seeds of (seed, epoch, batch)), per-channel normalisation
 with the mean and std of the training images in use, prefetch. The validation
 pipeline is the test split, normalised the same way, unshuffled.
 
@@ -175,7 +175,20 @@ def _decode_files(paths):
     import tensorflow as tf
 
     paths = [str(p) for p in paths]
-    first = tf.io.decode_image(tf.io.read_file(paths[0]), channels=3, expand_animations=False)
+    try:
+        return _decode_all(tf, paths)
+    except tf.errors.OpError as error:
+        reason = " ".join(error.message.split())[:400]
+        raise DataError(f"cannot decode the images: {reason}") from None
+
+
+def _decode_all(tf, paths):
+    """Decodes `paths` in parallel into one uint8 array; all must have the first's size."""
+    try:
+        first = tf.io.decode_image(tf.io.read_file(paths[0]), channels=3, expand_animations=False)
+    except tf.errors.OpError as error:
+        reason = " ".join(error.message.split())[:300]
+        raise DataError(f"cannot decode the images: {paths[0]}: {reason}") from None
     shape = tf.constant(first.shape[:2], tf.int32)
 
     def decode(path):
@@ -188,11 +201,7 @@ def _decode_files(paths):
 
     dataset = tf.data.Dataset.from_tensor_slices(paths).map(
         decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(2048)
-    try:
-        return np.concatenate([batch.numpy() for batch in dataset])
-    except tf.errors.OpError as error:
-        reason = " ".join(error.message.split())[:400]
-        raise DataError(f"cannot decode the images: {reason}") from None
+    return np.concatenate([batch.numpy() for batch in dataset])
 
 
 def _load_tfds(name, data_dir):
@@ -234,8 +243,23 @@ def _check_download_reachable(name, data_dir):
             "--image_folder=PATH with train/<class>/* and test/<class>/* images")
 
 
+@dataclasses.dataclass(frozen=True)
+class Pipelines:
+    """The tf.data pipelines; call `set_epoch(epoch)` before each epoch's iteration."""
+
+    train: object
+    val: object
+    set_epoch: object
+
+
 def make_datasets(arrays, config):
-    """(train, validation) tf.data pipelines of normalised float32 batches."""
+    """Training and validation tf.data pipelines of normalised float32 batches.
+
+    The order and augmentation of epoch e are a pure function of (seed, e): a
+    stateless permutation per epoch and a stateless seed per (epoch, batch),
+    read from an epoch counter that `Pipelines.set_epoch` sets. A resumed run
+    therefore sees exactly the batches an uninterrupted run would.
+    """
     import tensorflow as tf
 
     batch_size, seed = config.flags["batch_size"], config.flags["seed"]
@@ -244,25 +268,32 @@ def make_datasets(arrays, config):
     x_test, y_test = tf.constant(arrays.x_test), tf.constant(arrays.y_test)
     mean = tf.constant(np.multiply(arrays.mean, 255), tf.float32)
     std = tf.constant(np.multiply(arrays.std, 255), tf.float32)
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    n = len(arrays.y_train)
 
-    def train_batch(indices, batch_seed):
+    def epoch_order(_):
+        keys = tf.random.stateless_uniform([n], tf.stack([tf.constant(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(tf.argsort(keys))
+
+    def train_batch(index, indices):
         images = tf.cast(tf.gather(x_train, indices), tf.float32)
         if augment:
-            images = augment_batch(images, batch_seed)
+            epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
+            images = augment_batch(images, tf.random.experimental.stateless_fold_in(
+                epoch_seed, index))
         return (images - mean) / std, tf.gather(y_train, indices)
 
     def test_batch(indices):
         images = tf.cast(tf.gather(x_test, indices), tf.float32)
         return (images - mean) / std, tf.gather(y_test, indices)
 
-    n = len(arrays.y_train)
-    order = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    train = tf.data.Dataset.zip((order.batch(batch_size), seeds)).map(
+    train = tf.data.Dataset.range(1).flat_map(epoch_order).batch(batch_size).enumerate().map(
         train_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    train = train.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size)))
     test = tf.data.Dataset.range(len(arrays.y_test)).batch(batch_size).map(
         test_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return train.prefetch(tf.data.AUTOTUNE), test.prefetch(tf.data.AUTOTUNE)
+    return Pipelines(train.prefetch(tf.data.AUTOTUNE), test.prefetch(tf.data.AUTOTUNE),
+                     lambda e: epoch.assign(e))
 
 
 def augment_batch(images, seed):

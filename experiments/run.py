@@ -41,8 +41,7 @@ def main(argv):
     rundir.create(config, _record(config, arrays, train))
     print(f"run {config.run_dir}: {config.train_size} training images, {config.val_size} "
           f"test images, {config.steps_per_epoch} steps per epoch, {status}")
-    train_data, val_data = data.make_datasets(arrays, config)
-    recorder = train.fit(config, model, train_data, val_data, config.run_dir)
+    recorder = train.fit(config, model, data.make_datasets(arrays, config), config.run_dir)
     summary = rundir.finish(config, recorder.diverged_epoch, recorder.first_epoch or 0,
                             time.perf_counter() - started)
     print(f"{summary['status']}: best val_accuracy {summary['best_val_accuracy']} at epoch "

@@ -79,22 +79,24 @@ def build_model(config, input_shape, num_classes):
     return model
 
 
-def fit(config, model, train_data, val_data, run_dir):
-    """Trains (resuming from <run>/backup if present); returns `EpochRecorder`."""
+def fit(config, model, pipelines, run_dir):
+    """Trains on `data.Pipelines` (resuming from <run>/backup); returns `EpochRecorder`."""
     recorder = EpochRecorder(os.path.join(run_dir, "history.csv"),
                              os.path.join(run_dir, "learning_rate.csv"),
                              config.flags["epochs"], config.steps_per_epoch,
                              check_steps=config.flags["precision"] != "mixed_float16")
     # Keras adds its progress bar last; listed first, its epoch line comes
     # before the recorder's.
-    callbacks = [keras.callbacks.ProgbarLogger(), recorder,
+    set_epoch = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs=None: pipelines.set_epoch(epoch))
+    callbacks = [keras.callbacks.ProgbarLogger(), set_epoch, recorder,
                  AtomicBackupAndRestore(os.path.join(run_dir, "backup")),
                  keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"),
                                              write_graph=False, profile_batch=0),
                  LearningRateLogger(log_dir=os.path.join(run_dir, "tensorboard"),
                                     csv_path=os.path.join(run_dir, "learning_rate.csv"))]
     _insert_test_kill(callbacks)
-    model.fit(train_data, validation_data=val_data, epochs=config.flags["epochs"],
+    model.fit(pipelines.train, validation_data=pipelines.val, epochs=config.flags["epochs"],
               callbacks=callbacks, verbose=1, shuffle=False)
     return recorder
 
@@ -140,7 +142,7 @@ class EpochRecorder(keras.callbacks.Callback):
         if self.first_epoch is None:
             self.first_epoch = epoch
             _truncate_history(self.history_path, epoch)
-        step = int(keras.ops.convert_to_numpy(_inner_optimizer(self.model).iterations))
+        step = int(_inner_optimizer(self.model).iterations)
         if self.check_steps and step != epoch * self.steps_per_epoch:
             raise RuntimeError(f"epoch {epoch} starts at optimizer step {step}, expected "
                                f"{epoch * self.steps_per_epoch} ({self.steps_per_epoch} per epoch)")

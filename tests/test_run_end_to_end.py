@@ -1,0 +1,266 @@
+"""experiments.run end to end on a tiny generated image folder: every file, resume, refusal, divergence."""
+
+import contextlib
+import csv
+import glob
+import hashlib
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from run_helpers import make_image_folder
+
+from experiments import data, run
+from experiments.flags import RUNNER_FLAGS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEADER = "epoch,learning_rate,loss,accuracy,val_loss,val_accuracy,epoch_seconds"
+# 24 of the 40 training images, batch 8: 3 steps per epoch, 9 steps in 3 epochs.
+# Warmup 1 epoch (3 steps) from 0.01 to 0.05, then cosine over the 6 remaining steps:
+# epoch 0 starts at step 0 (0.01), epoch 1 at step 3 (0.05), epoch 2 at step 6
+# (cosine halfway: 0.025).
+TINY = ["--train_subset=24", "--epochs=3", "--batch_size=8", "--lr=0.05", "--schedule=cosine",
+        "--warmup_epochs=1", "--warmup_start_lr=0.01"]
+TINY_LRS = [0.01, 0.05, 0.025]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("images"))
+
+
+def run_quietly(argv):
+    """(exit status, stdout, stderr) of an in-process run."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = run.run_command(["run", *argv])
+    return status, out.getvalue(), err.getvalue()
+
+
+def read_history(run_dir):
+    with open(os.path.join(run_dir, "history.csv"), newline="") as f:
+        text = f.read()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    return text.splitlines()[0], [{k: float(v) for k, v in r.items()} for r in rows]
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def snapshot(run_dir):
+    """{relative path: (sha256, mtime_ns)} of every file under run_dir."""
+    result = {}
+    for path in glob.glob(os.path.join(run_dir, "**"), recursive=True):
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                result[os.path.relpath(path, run_dir)] = (hashlib.sha256(f.read()).hexdigest(),
+                                                          os.stat(path).st_mtime_ns)
+    return result
+
+
+@pytest.fixture(scope="module")
+def finished(folder, tmp_path_factory):
+    log_dir = str(tmp_path_factory.mktemp("logs"))
+    argv = [f"--image_folder={folder}", f"--log_dir={log_dir}", "--run_name=tiny", *TINY]
+    status, out, err = run_quietly(argv)
+    assert status == 0, err
+    return {"argv": argv, "dir": os.path.join(log_dir, "tiny"), "out": out, "log_dir": log_dir}
+
+
+def test_history_has_one_row_per_epoch_with_the_schedules_lr(finished):
+    header, rows = read_history(finished["dir"])
+    assert header == HEADER
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    assert [r["learning_rate"] for r in rows] == pytest.approx(TINY_LRS, rel=1e-6)
+    for r in rows:
+        assert math.isfinite(r["loss"]) and math.isfinite(r["val_loss"])
+        assert 0 <= r["accuracy"] <= 1 and 0 <= r["val_accuracy"] <= 1
+        assert r["epoch_seconds"] > 0
+    # The logger's own file agrees, with the optimizer step of each epoch's start.
+    with open(os.path.join(finished["dir"], "learning_rate.csv")) as f:
+        logged = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in logged] == [0, 3, 6]
+    assert [float(r["learning_rate"]) for r in logged] == [r["learning_rate"] for r in rows]
+
+
+def test_one_readable_line_per_epoch(finished):
+    lines = [line for line in finished["out"].splitlines() if line.startswith("epoch ")]
+    _, rows = read_history(finished["dir"])
+    assert len(lines) == 3
+    for line, row in zip(lines, rows):
+        assert line.startswith(f"epoch {int(row['epoch']) + 1}/3  lr {row['learning_rate']:.4g}  "
+                               f"loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
+                               f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}")
+        assert line.endswith("s")
+
+
+def test_summary_agrees_with_history(finished):
+    _, rows = read_history(finished["dir"])
+    summary = read_json(os.path.join(finished["dir"], "summary.json"))
+    best = max(range(3), key=lambda i: rows[i]["val_accuracy"])
+    assert summary["status"] == "completed" and summary["diverged"] is False
+    assert summary["diverged_epoch"] is None
+    assert (summary["epochs_completed"], summary["epochs_planned"]) == (3, 3)
+    assert summary["final_val_accuracy"] == rows[-1]["val_accuracy"]
+    assert summary["best_val_accuracy"] == rows[best]["val_accuracy"]
+    assert summary["best_epoch"] == best
+    assert summary["final_loss"] == rows[-1]["loss"]
+    assert summary["wall_seconds"] == pytest.approx(sum(r["epoch_seconds"] for r in rows), abs=2e-3)
+    assert summary["process_seconds"] >= summary["wall_seconds"]
+    assert summary["resumed_from_epoch"] == 0
+
+
+def test_config_json_records_flags_derived_values_and_the_schedule(finished):
+    import keras
+
+    record = read_json(os.path.join(finished["dir"], "config.json"))
+    assert set(record["flags"]) == set(RUNNER_FLAGS)
+    assert record["flags"]["lr"] == 0.05 and record["flags"]["run_name"] == "tiny"
+    derived = record["derived"]
+    assert derived["train_size"] == 24 and derived["val_size"] == 20
+    assert (derived["steps_per_epoch"], derived["total_steps"]) == (3, 9)
+    assert (derived["warmup_steps"], derived["decay_steps"]) == (3, 6)
+    assert derived["per_replica_batch_size"] == 8
+    assert derived["classes"] == [f"class{k}" for k in range(10)]
+    schedule = keras.saving.deserialize_keras_object(derived["schedule"])
+    assert [float(schedule(s)) for s in (0, 3, 6)] == pytest.approx(TINY_LRS, rel=1e-6)
+    assert record["environment"]["backend"] == "tensorflow"
+    assert record["environment"]["keras"] == keras.__version__
+    assert "--train_subset=24" in record["command_line"]
+
+
+def test_curves_tensorboard_and_no_backup_left(finished):
+    import tensorflow as tf
+
+    with open(os.path.join(finished["dir"], "curves.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert not os.path.exists(os.path.join(finished["dir"], "backup"))
+    tb = os.path.join(finished["dir"], "tensorboard")
+    assert glob.glob(os.path.join(tb, "train", "events.*"))
+    assert glob.glob(os.path.join(tb, "validation", "events.*"))
+    values = {}
+    for path in glob.glob(os.path.join(tb, "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == "learning_rate":
+                    values[event.step] = float(tf.make_ndarray(value.tensor))
+    assert [values[e] for e in range(3)] == pytest.approx(TINY_LRS, rel=1e-6)
+
+
+def test_finished_run_is_not_touched_again(finished, capsys):
+    before = snapshot(finished["dir"])
+    status = run.run_command(["run", *finished["argv"]])
+    assert status == 0
+    assert "is complete" in capsys.readouterr().out
+    assert snapshot(finished["dir"]) == before
+
+
+def test_other_flags_in_an_existing_run_are_an_error(finished, capsys):
+    before = snapshot(finished["dir"])
+    status = run.run_command(["run", *finished["argv"], "--seed=1"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("error: --run_name: ") and "--seed" in err, err
+    assert err.count("\n") == 1
+    assert snapshot(finished["dir"]) == before
+
+
+def test_overwrite_reruns(folder, tmp_path):
+    argv = [f"--image_folder={folder}", f"--log_dir={tmp_path}", "--run_name=r", *TINY,
+            "--epochs=1", "--warmup_epochs=0", "--schedule=constant"]
+    argv.remove("--warmup_start_lr=0.01")
+    assert run_quietly(argv)[0] == 0
+    first = snapshot(tmp_path / "r")
+    status, out, _ = run_quietly([*argv, "--overwrite"])
+    assert status == 0 and "is complete" not in out
+    second = snapshot(tmp_path / "r")
+    assert second["summary.json"][1] > first["summary.json"][1]
+
+
+def _subprocess_run(argv, kill_at):
+    env = {**os.environ, "EXPERIMENTS_TEST_SIGKILL": kill_at, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, "-m", "experiments.run", *argv], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.parametrize("kill_at,rows_left,backup_left", [
+    ("1:after_backup", 2, True),   # killed between epochs: resume at epoch 2
+    ("0:before_backup", 1, False),  # history row written, backup not: epoch 0 again
+])
+def test_resume_after_kill_9_matches_an_uninterrupted_run(finished, folder, tmp_path, kill_at,
+                                                           rows_left, backup_left):
+    argv = [f"--image_folder={folder}", f"--log_dir={tmp_path}", "--run_name=tiny", *TINY]
+    result = _subprocess_run(argv, kill_at)
+    assert result.returncode == -9, result.stderr[-2000:]
+    run_dir = str(tmp_path / "tiny")
+    assert len(read_history(run_dir)[1]) == rows_left
+    assert os.path.exists(os.path.join(run_dir, "backup")) == backup_left
+    assert not os.path.exists(os.path.join(run_dir, "summary.json"))
+
+    status, out, err = run_quietly(argv)  # the same command again
+    assert status == 0, err
+    _, resumed = read_history(run_dir)
+    _, uninterrupted = read_history(finished["dir"])
+    assert [r["epoch"] for r in resumed] == [0, 1, 2]
+    assert [r["learning_rate"] for r in resumed] == [r["learning_rate"] for r in uninterrupted]
+    # Same batches and augmentation per epoch: the losses match the uninterrupted run too.
+    for column in ("loss", "val_loss", "accuracy"):
+        assert [r[column] for r in resumed] == pytest.approx(
+            [r[column] for r in uninterrupted], rel=1e-4, abs=1e-6), column
+    summary = read_json(os.path.join(run_dir, "summary.json"))
+    assert summary["epochs_completed"] == 3 and summary["status"] == "completed"
+    assert summary["resumed_from_epoch"] == rows_left - (0 if backup_left else 1)
+    assert not os.path.exists(os.path.join(run_dir, "backup"))
+
+
+def test_divergence_is_recorded_and_exits_0(folder, tmp_path):
+    argv = [f"--image_folder={folder}", f"--log_dir={tmp_path}", "--run_name=boom",
+            "--train_subset=24", "--batch_size=8", "--epochs=4", "--schedule=constant",
+            "--lr=1e12"]
+    status, out, err = run_quietly(argv)
+    assert status == 0, err
+    run_dir = tmp_path / "boom"
+    _, rows = read_history(run_dir)
+    summary = read_json(run_dir / "summary.json")
+    assert summary["status"] == "diverged" and summary["diverged"] is True
+    epoch = summary["diverged_epoch"]
+    assert epoch == len(rows) - 1 < 3  # stopped at the first non-finite epoch
+    assert not math.isfinite(rows[-1]["loss"])
+    assert all(math.isfinite(r["loss"]) for r in rows[:-1])
+    assert summary["epochs_completed"] == len(rows) and summary["final_loss"] is None
+    assert (run_dir / "curves.png").exists() and not (run_dir / "backup").exists()
+
+
+def test_tfds_path_with_mock_data(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    monkeypatch.setattr(data, "_check_download_reachable", lambda *args: None)
+    with tfds.testing.mock_data(num_examples=20):
+        status, out, err = run_quietly([f"--data_dir={tmp_path / 'tfds'}",
+                                        f"--log_dir={tmp_path / 'logs'}", "--run_name=m",
+                                        "--train_subset=16", "--batch_size=8", "--epochs=1"])
+    assert status == 0, err
+    record = read_json(tmp_path / "logs" / "m" / "config.json")
+    assert record["flags"]["dataset"] == "cifar10"
+    assert record["derived"]["train_size"] == 16 and record["derived"]["val_size"] == 20
+    assert len(read_history(tmp_path / "logs" / "m")[1]) == 1
+
+
+def test_no_network_and_no_data_fails_fast_naming_both_ways_out(tmp_path, monkeypatch, capsys):
+    # ".invalid" never resolves (RFC 2606): unreachable on any machine.
+    monkeypatch.setitem(data._DOWNLOAD_HOSTS, "cifar10", "cifar.invalid")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    start = time.monotonic()
+    status = run.run_command(["run", f"--data_dir={empty}", f"--log_dir={tmp_path / 'logs'}"])
+    err = capsys.readouterr().err
+    assert time.monotonic() - start < 30
+    assert status == 2 and err.startswith("error: --data_dir: ") and err.count("\n") == 1
+    assert "--image_folder" in err and "--data_dir=" in err
+    assert not (tmp_path / "logs").exists()
