@@ -26,39 +26,40 @@ def main(argv):
     started = time.perf_counter()
     if len(argv) > 1:
         config_lib.fail(f"unexpected arguments {argv[1:]}: every option is a --flag")
-    config = _checked_config()
-    status = _checked_state(config)
+    config = _checked(config_lib.build_config, FLAGS)
+    status = _checked(rundir.state, config)
     if status == "complete":
         print(f"{config.run_dir} is complete (summary.json exists); nothing to do "
               "(pass --overwrite to run it again)")
         return 0
     arrays = _load(config)
     config = dataclasses.replace(config, val_size=len(arrays.y_test))
-    from experiments import train  # Keras and TensorFlow only from here on
-
-    train.set_up(config)
-    model = train.build_model(config, arrays.x_train.shape[1:], len(arrays.classes))
-    rundir.create(config, _record(config, arrays, train))
-    print(f"run {config.run_dir}: {config.train_size} training images, {config.val_size} "
-          f"test images, {config.steps_per_epoch} steps per epoch, {status}")
-    recorder = train.fit(config, model, data.make_datasets(arrays, config), config.run_dir)
-    summary = rundir.finish(config, recorder.diverged_epoch, recorder.first_epoch or 0,
-                            time.perf_counter() - started)
+    first_epoch = _train(config, arrays, status)
+    summary = rundir.finish(config, first_epoch, time.perf_counter() - started)
     print(f"{summary['status']}: best val_accuracy {summary['best_val_accuracy']} at epoch "
           f"{summary['best_epoch']}, final {summary['final_val_accuracy']}; {config.run_dir}")
     return 0
 
 
-def _checked_config():
-    try:
-        return config_lib.build_config(FLAGS)
-    except config_lib.FlagError as error:
-        config_lib.fail(error)
+def _train(config, arrays, status):
+    """Builds, records config.json, fits; returns the first epoch trained (None: none left)."""
+    from experiments import train  # Keras and TensorFlow only from here on
+
+    train.set_up(config)
+    model = train.build_model(config, arrays.x_train.shape[1:], len(arrays.classes))
+    rundir.create(config, _record(config, arrays, train))
+    print(f"run {config.run_dir} ({status}): {config.train_size} training images, "
+          f"{config.val_size} test images, {config.steps_per_epoch} steps per epoch")
+    if rundir.diverged_epoch(config) is not None:  # diverged, then killed: finish it only
+        return None
+    recorder = train.fit(config, model, data.make_datasets(arrays, config), config.run_dir)
+    return recorder.first_epoch
 
 
-def _checked_state(config):
+def _checked(function, *args):
+    """`function(*args)`, a FlagError becoming `error: --flag: reason` and exit status 2."""
     try:
-        return rundir.state(config)
+        return function(*args)
     except config_lib.FlagError as error:
         config_lib.fail(error)
 

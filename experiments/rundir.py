@@ -71,13 +71,29 @@ def create(config, record):
         write_json_atomic(os.path.join(config.run_dir, CONFIG), record)
 
 
-def finish(config, diverged_epoch, resumed_from_epoch, process_seconds):
-    """Writes curves.png then summary.json, then deletes backup/; returns the summary."""
+def diverged_epoch(config):
+    """The first recorded epoch whose training loss is NaN or inf, else None.
+
+    A run that diverged and was killed before its summary was written is
+    finished on the next start without training further.
+    """
+    for row in plots.read_history(config.run_dir):
+        if not math.isfinite(row["loss"]):
+            return int(row["epoch"])
+    return None
+
+
+def finish(config, first_epoch, process_seconds):
+    """Writes curves.png then summary.json, then deletes backup/; returns the summary.
+
+    `first_epoch`: the epoch this process started training at (0 unless it
+    resumed), None if it had nothing left to train.
+    """
     history = plots.read_history(config.run_dir)
     plots.plot_curves([(config.flags["run_name"], history)],
                       os.path.join(config.run_dir, CURVES), title=config.flags["run_name"])
-    summary = summarize(history, config.flags["epochs"], diverged_epoch)
-    summary.update(resumed_from_epoch=resumed_from_epoch,
+    summary = summarize(history, config.flags["epochs"], diverged_epoch(config))
+    summary.update(resumed_from_epoch=len(history) if first_epoch is None else first_epoch,
                    process_seconds=round(process_seconds, 3))
     write_json_atomic(os.path.join(config.run_dir, SUMMARY), summary)
     shutil.rmtree(os.path.join(config.run_dir, BACKUP), ignore_errors=True)

@@ -22,6 +22,7 @@ import math
 import os
 import platform
 import signal
+import sys
 import time
 
 import keras
@@ -96,8 +97,9 @@ def fit(config, model, pipelines, run_dir):
                  LearningRateLogger(log_dir=os.path.join(run_dir, "tensorboard"),
                                     csv_path=os.path.join(run_dir, "learning_rate.csv"))]
     _insert_test_kill(callbacks)
+    # The progress bar on a terminal; Keras's one line per epoch in a log file.
     model.fit(pipelines.train, validation_data=pipelines.val, epochs=config.flags["epochs"],
-              callbacks=callbacks, verbose=1, shuffle=False)
+              callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2, shuffle=False)
     return recorder
 
 

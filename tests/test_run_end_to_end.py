@@ -235,6 +235,14 @@ def test_divergence_is_recorded_and_exits_0(folder, tmp_path):
     assert all(math.isfinite(r["loss"]) for r in rows[:-1])
     assert summary["epochs_completed"] == len(rows) and summary["final_loss"] is None
     assert (run_dir / "curves.png").exists() and not (run_dir / "backup").exists()
+    # Killed after diverging but before summary.json: the next start only finishes it.
+    (run_dir / "summary.json").unlink()
+    history_before = (run_dir / "history.csv").read_bytes()
+    status, out, err = run_quietly(argv)
+    assert status == 0, err
+    assert (run_dir / "history.csv").read_bytes() == history_before
+    again = read_json(run_dir / "summary.json")
+    assert again["diverged_epoch"] == epoch and again["epochs_completed"] == len(rows)
 
 
 def test_tfds_path_with_mock_data(tmp_path, monkeypatch):
