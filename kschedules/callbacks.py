@@ -1,0 +1,400 @@
+"""Callbacks that record the learning rate the optimizer actually applies."""
+
+import csv
+import numbers
+import os
+
+import keras
+import numpy as np
+
+_CSV_HEADER = ["epoch", "step", "learning_rate"]
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Logs the learning rate of every epoch (and step) to CSV and TensorBoard.
+
+    Use it to plot the schedule a run really followed. Keras's own callbacks
+    do not: `keras.callbacks.TensorBoard` logs `epoch_learning_rate` read
+    after the epoch (the next epoch's first value), nothing per step, and
+    `CSVLogger` / `History` never see the learning rate.
+
+    What is recorded:
+
+        epoch row e:  step   = optimizer.iterations when epoch e's first
+                               training batch begins
+                      value  = the learning rate the optimizer applies at
+                               that step: schedule(step) for a
+                               LearningRateSchedule, the current value for a
+                               float learning rate
+        per step s:   s      = 0, N, 2N, ... (optimizer steps, N = update_freq)
+                      value  = the learning rate applied at step s
+
+    Epoch 0 of a fresh run therefore shows the initial learning rate, and a
+    drop that happens inside epoch e first shows in the row of epoch e + 1.
+    The value is read when the epoch's first batch begins, after every
+    callback's `on_epoch_begin` (so after `keras.callbacks.LearningRateScheduler`
+    has set it) and after `BackupAndRestore` has restored the optimizer: the
+    result does not depend on the callback's position in the list. A
+    `LossScaleOptimizer` (mixed precision) is looked through: its inner
+    optimizer's step and learning rate are logged, so steps skipped for
+    non-finite gradients do not count.
+
+    Outputs:
+
+    - `csv_path`: a CSV file with header `epoch,step,learning_rate`, one row
+      per epoch, written when the epoch's first batch begins (so it also
+      shows the epoch in progress). Values are written with the shortest
+      text that reads back to the same float32 (or float64) number. The file
+      is appended to, never truncated: when a `fit` starts at epoch k (a
+      `BackupAndRestore` resume, `fit(initial_epoch=k)`), rows for epochs
+      >= k left by an earlier attempt are replaced and earlier rows kept,
+      with an atomic rewrite, so the file holds exactly one row per epoch.
+      A `fit` that starts again at epoch 0 therefore replaces every row; to
+      continue a run in a new `fit`, pass `initial_epoch` as Keras expects.
+    - `log_dir`: a TensorBoard scalar `learning_rate` at `step=epoch`, in a
+      summary writer on `log_dir` itself (beside the `train/` and
+      `validation/` folders of Keras's `TensorBoard` callback when both use
+      one folder). With `update_freq=N` also `step_learning_rate` at
+      `step=s` for every optimizer step s that is a multiple of N. Points of
+      a replayed epoch are written again at the same steps, in a new event
+      file.
+
+    Cost: with `update_freq="epoch"` the callback reads the optimizer once
+    per epoch and adds no per-step host synchronisation (its per-batch hook
+    is a Python integer check). With `update_freq=N` it reads the optimizer
+    about once every N steps. With `steps_per_execution > 1`, Keras calls
+    batch hooks once per execution; the values of steps inside an execution
+    are then computed from the schedule.
+
+    Args:
+        log_dir: Folder for TensorBoard event files (str or os.PathLike), or
+            None. Needs TensorFlow (`tf.summary`), imported only when
+            `log_dir` is given. Defaults to None.
+        csv_path: CSV file to write (str or os.PathLike), or None. Its folder
+            is created if needed. An existing file must be a CSV written by
+            this callback. Defaults to None.
+        update_freq: `"epoch"` to log once per epoch, or a positive int N to
+            also log `step_learning_rate` to TensorBoard every N optimizer
+            steps (needs `log_dir`). Defaults to `"epoch"`.
+
+    Raises:
+        ValueError: If neither `log_dir` nor `csv_path` is given, a path is
+            empty, `update_freq` is neither `"epoch"` nor a positive int, or
+            `update_freq` is an int without `log_dir`; when training starts,
+            if `csv_path` holds a file with another header or the model has no
+            optimizer.
+        TypeError: If a path is not a str or os.PathLike, or `update_freq` is
+            neither a str nor an int.
+        ImportError: If `log_dir` is given and TensorFlow is not installed.
+
+    Example:
+
+    A schedule that drops inside epoch 1 (after step 6, 4 steps per epoch):
+    epoch 1 starts at 0.1, epoch 2 at 0.01.
+
+    >>> import os, tempfile
+    >>> import keras, numpy as np
+    >>> from kschedules.callbacks import LearningRateLogger
+    >>> schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
+    ...     boundaries=[6], values=[0.1, 0.01])
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    >>> model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    >>> x, y = np.ones((16, 3)), np.ones((16, 1))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "lr.csv")
+    ...     _ = model.fit(x, y, batch_size=4, epochs=3, verbose=0,
+    ...                   callbacks=[LearningRateLogger(csv_path=path)])
+    ...     print(open(path).read())
+    epoch,step,learning_rate
+    0,0,0.1
+    1,4,0.1
+    2,8,0.01
+    <BLANKLINE>
+    """
+
+    def __init__(self, log_dir=None, csv_path=None, update_freq="epoch"):
+        super().__init__()
+        self.log_dir = _check_path("log_dir", log_dir)
+        self.csv_path = _check_path("csv_path", csv_path)
+        if self.log_dir is None and self.csv_path is None:
+            raise ValueError(
+                "LearningRateLogger: at least one of log_dir and csv_path must "
+                "be given, received log_dir=None, csv_path=None"
+            )
+        self.update_freq = _check_update_freq(update_freq)
+        if self.update_freq != "epoch" and self.log_dir is None:
+            raise ValueError(
+                'LearningRateLogger: update_freq must be "epoch" when log_dir '
+                "is None (per-step values go to TensorBoard only), received "
+                f"update_freq={update_freq!r}"
+            )
+        self._tf = _import_tensorflow(self.log_dir) if self.log_dir else None
+        self._writer = None
+        self._epoch = None
+        self._epoch_pending = False
+        self._first_row_of_fit = True
+        self._step_offset = 0
+        self._next_due_step = None
+        self._steps_per_execution = 1
+
+    # Keras hooks.
+
+    def on_train_begin(self, logs=None):
+        if self.csv_path is not None:
+            _check_csv_header(self.csv_path)
+            folder = os.path.dirname(os.path.abspath(self.csv_path))
+            os.makedirs(folder, exist_ok=True)
+        if self.log_dir is not None:
+            if self._writer is not None:
+                self._writer.close()
+            self._writer = self._tf.summary.create_file_writer(self.log_dir)
+        self._epoch = None
+        self._epoch_pending = False
+        self._first_row_of_fit = True
+        self._next_due_step = None
+        steps_per_execution = getattr(self.model, "steps_per_execution", 1)
+        self._steps_per_execution = max(int(steps_per_execution or 1), 1)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # The value is read at the first batch instead: other callbacks'
+        # on_epoch_begin (LearningRateScheduler) may still change it.
+        self._epoch = epoch
+        self._epoch_pending = True
+
+    def on_train_batch_begin(self, batch, logs=None):
+        current = None
+        if self._epoch_pending:
+            self._epoch_pending = False
+            current = self._read_optimizer()
+            step, value = current
+            self._step_offset = step - batch
+            self._write_epoch(self._epoch, step, value)
+        if self.update_freq != "epoch":
+            self._log_steps(batch, current)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    # Reading the optimizer.
+
+    def _optimizer(self):
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            raise ValueError(
+                "LearningRateLogger: model.optimizer must be a Keras "
+                "optimizer, received model.optimizer=None"
+            )
+        # LossScaleOptimizer keeps a dummy learning rate of 0.0 and its own
+        # unused step counter; the inner optimizer holds the real ones.
+        while hasattr(optimizer, "inner_optimizer"):
+            optimizer = optimizer.inner_optimizer
+        return optimizer
+
+    def _read_optimizer(self):
+        """Returns (step, learning rate applied at that step): one host sync."""
+        # On JAX, fit() keeps the training state outside the variables until
+        # the epoch ends; Keras's `Callback.model` property syncs it back, so
+        # `self.model` is only touched here, never on every batch.
+        optimizer = self._optimizer()
+        step = int(_numpy(optimizer.iterations))
+        value = _to_scalar(optimizer.learning_rate)
+        return step, value
+
+    def _value_at(self, step, current_step, current_value):
+        """The learning rate the optimizer will apply at a later `step`."""
+        optimizer = self._optimizer()
+        schedule = getattr(optimizer, "_learning_rate", None)
+        if step == current_step or not isinstance(
+            schedule, keras.optimizers.schedules.LearningRateSchedule
+        ):
+            return current_value
+        step = keras.ops.convert_to_tensor(
+            step, dtype=optimizer.iterations.dtype
+        )
+        return _to_scalar(schedule(step))
+
+    # Per-step logging (update_freq=N).
+
+    def _log_steps(self, batch, current):
+        """Logs the due multiples of N among the steps this call will run.
+
+        The optimizer is only read when a due step may be near: the step is
+        estimated from the batch index (exact unless a LossScaleOptimizer
+        skipped steps, in which case the estimate is corrected and the due
+        step waits for the optimizer to reach it).
+        """
+        freq = self.update_freq
+        span = self._steps_per_execution
+        steps_per_epoch = (self.params or {}).get("steps")
+        if steps_per_epoch:
+            span = max(min(span, steps_per_epoch - batch), 1)
+        estimate = self._step_offset + batch
+        if (
+            self._next_due_step is not None
+            and self._next_due_step >= estimate + span
+        ):
+            return
+        step, value = current if current is not None else self._read_optimizer()
+        self._step_offset = step - batch
+        first = -(-step // freq) * freq
+        if self._next_due_step is not None:
+            first = max(first, self._next_due_step)
+        self._next_due_step = first
+        for due in range(first, step + span, freq):
+            due_value = self._value_at(due, step, value)
+            with self._writer.as_default(), self._tf.summary.record_if(True):
+                self._tf.summary.scalar(
+                    "step_learning_rate", float(due_value), step=due
+                )
+            self._next_due_step = due + freq
+
+    # Writing.
+
+    def _write_epoch(self, epoch, step, value):
+        if self.csv_path is not None:
+            row = [str(epoch), str(step), _format_value(value)]
+            if self._first_row_of_fit:
+                _rewrite_csv(self.csv_path, keep_before_epoch=epoch, row=row)
+            else:
+                with open(self.csv_path, "a", newline="") as f:
+                    csv.writer(f, lineterminator="\n").writerow(row)
+                    f.flush()
+                    os.fsync(f.fileno())
+        self._first_row_of_fit = False
+        if self._writer is not None:
+            # record_if(True): Keras's TensorBoard(update_freq=N) leaves a
+            # record_if(step % N == 0) context open during training.
+            with self._writer.as_default(), self._tf.summary.record_if(True):
+                self._tf.summary.scalar("learning_rate", float(value), step=epoch)
+            self._writer.flush()
+
+
+def _check_path(name, value):
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(
+            f"LearningRateLogger: {name} must be a str or os.PathLike, "
+            f"received {name}={value!r}"
+        )
+    path = os.fspath(value)
+    if not isinstance(path, str):
+        raise TypeError(
+            f"LearningRateLogger: {name} must be a str or os.PathLike, "
+            f"received {name}={value!r}"
+        )
+    if not path:
+        raise ValueError(
+            f"LearningRateLogger: {name} must be a non-empty path, "
+            f"received {name}={value!r}"
+        )
+    return path
+
+
+def _check_update_freq(update_freq):
+    if isinstance(update_freq, str):
+        if update_freq != "epoch":
+            raise ValueError(
+                'LearningRateLogger: update_freq must be "epoch" or a '
+                f"positive int, received update_freq={update_freq!r}"
+            )
+        return update_freq
+    if isinstance(update_freq, bool) or not isinstance(
+        update_freq, numbers.Integral
+    ):
+        raise TypeError(
+            'LearningRateLogger: update_freq must be "epoch" or a positive '
+            f"int, received update_freq={update_freq!r}"
+        )
+    if update_freq <= 0:
+        raise ValueError(
+            'LearningRateLogger: update_freq must be "epoch" or a positive '
+            f"int, received update_freq={update_freq!r}"
+        )
+    return int(update_freq)
+
+
+def _import_tensorflow(log_dir):
+    try:
+        import tensorflow as tf
+    except ImportError as error:
+        raise ImportError(
+            "LearningRateLogger: log_dir needs TensorFlow (tf.summary writes "
+            "the TensorBoard event files) and it could not be imported; "
+            "install tensorflow or pass only csv_path, received "
+            f"log_dir={log_dir!r}"
+        ) from error
+    return tf
+
+
+def _numpy(value):
+    tensor = keras.ops.convert_to_tensor(value)
+    if keras.backend.backend() == "tensorflow":
+        # keras.ops.convert_to_numpy calls np.array(tensor), which numpy 2
+        # answers with a DeprecationWarning for TensorFlow tensors.
+        return tensor.numpy()
+    return keras.ops.convert_to_numpy(tensor)
+
+
+def _to_scalar(value):
+    """A learning rate (tensor, variable, float) as a 0-d numpy float."""
+    array = np.asarray(_numpy(value))
+    if not np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float64)
+    return array.reshape(())[()]
+
+
+def _format_value(value):
+    # numpy prints the shortest text that reads back to the same number in
+    # the value's own precision: float32 0.1 -> "0.1", not "0.100000001".
+    return str(np.asarray(value).reshape(())[()])
+
+
+def _check_csv_header(path):
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), None)
+    if header is not None and header != _CSV_HEADER:
+        raise ValueError(
+            "LearningRateLogger: csv_path must be a new file or a CSV written "
+            f"by LearningRateLogger (header {','.join(_CSV_HEADER)}), "
+            f"received csv_path={path!r} with header {','.join(header)}"
+        )
+
+
+def _rewrite_csv(path, keep_before_epoch, row):
+    """Atomically rewrites `path`: rows of epochs < keep_before_epoch, then row.
+
+    Rows from a replayed attempt (epoch >= keep_before_epoch) and rows cut
+    short by a crash are dropped.
+    """
+    kept = []
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            for old in list(csv.reader(f))[1:]:
+                if len(old) != len(_CSV_HEADER):
+                    continue
+                try:
+                    epoch = int(old[0])
+                    int(old[1])
+                    float(old[2])
+                except ValueError:
+                    continue
+                if epoch < keep_before_epoch:
+                    kept.append(old)
+    temp_path = path + ".tmp"
+    try:
+        with open(temp_path, "w", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(_CSV_HEADER)
+            writer.writerows(kept)
+            writer.writerow(row)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp_path, path)
+    finally:
+        if os.path.exists(temp_path):
+            os.remove(temp_path)
