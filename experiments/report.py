@@ -466,13 +466,14 @@ def _speed_sentence(groups, cells):
     if full:
         ranked = sorted(full, key=lambda g: _mean([x.epochs_to_target for x in g.stats]))
         first, last = ranked[0], ranked[-1]
-        parts.append(
-            f"Convergence speed (mean epochs to the target, configurations where every seed reached it): "
-            f"`{first.label}` was fastest with {cells[first.label].to_target}"
-        )
-        if last is not first:
-            parts[-1] += f", `{last.label}` slowest with {cells[last.label].to_target}"
-        parts[-1] += "."
+        head = "Convergence speed (mean epochs to the target, configurations where every seed reached it): "
+        if len(full) > 1 and cells[first.label].to_target == cells[last.label].to_target:
+            parts.append(head + f"every such configuration took {cells[first.label].to_target}, a tie at this resolution.")
+        else:
+            parts.append(head + f"`{first.label}` was fastest with {cells[first.label].to_target}")
+            if last is not first:
+                parts[-1] += f", `{last.label}` slowest with {cells[last.label].to_target}"
+            parts[-1] += "."
     if partial:
         parts.append(
             "Reached by some seeds only: "
@@ -488,6 +489,8 @@ def _accuracy_sentence(groups, cells, numbers):
     if not ranked:
         return ""
     best, worst = ranked[0], ranked[-1]
+    if worst is not best and cells[best.label].final_acc == cells[worst.label].final_acc:
+        return f"Final accuracy: every configuration ended at {cells[best.label].final_acc}%, a tie at this resolution."
     text = f"Final accuracy: `{best.label}` ended best with {cells[best.label].final_acc}%"
     if worst is not best:
         spread = _find(numbers, "spread")
@@ -531,6 +534,14 @@ def _exercise_sentences(exercise, groups, cells, numbers):
             if _schedule(g) == "step" and float(g.flags.get("factor", 0)) == 0.1
             and milestones_match(g.flags, (0.3, 0.6, 0.8))
         ]
+        if len(const) > 1:
+            out.append(
+                "Constant-LR sweep: " + ", ".join(f"`{g.label}` {acc[g.label]}%" for g in _by_final_acc(const))
+                + " final val accuracy."
+            )
+        if base:  # compare with the constant run at the step runs' initial LR
+            same_lr = [g for g in const if g.flags.get("lr") == base[0].flags.get("lr")]
+            const = same_lr or const
         if const and base:
             c, b = const[0], base[0]
             better = _mean([x.final_val_accuracy for x in b.stats]) > _mean([x.final_val_accuracy for x in c.stats])
@@ -691,7 +702,8 @@ def _setup_lines(runs):
         k: v for k, v in flags[0].items()
         if k not in IGNORED_FLAGS and all(json.dumps(f.get(k), default=str) == json.dumps(v, default=str) for f in flags)
     }
-    lines = ["Flags shared by every run: " + ", ".join(f"`{k}={v}`" for k, v in sorted(shared.items())) + "."]
+    lines = ["Flags shared by every run (unset ones left out): "
+             + ", ".join(f"`{k}={v}`" for k, v in sorted(shared.items()) if v is not None) + "."]
     derived = (runs[0].config or {}).get("derived", {})
     sizes = {k: derived.get(k) for k in ("train_size", "val_size", "steps_per_epoch") if k in derived}
     if sizes:
@@ -713,7 +725,8 @@ def build_report(run_dirs, out_dir, exercise=None, target=None, target_fraction=
             sentences and theory; None for a generic comparison.
         target: absolute validation accuracy in (0, 1] for "epochs to target";
             None for `target_fraction` of the best run's best.
-        early_epochs: K, the early-training window for the stability columns.
+        early_epochs: K, the early-training window for the stability columns
+            (shortened to the longest run when that has fewer epochs).
         notes: extra Markdown paragraphs placed under the setup (the suite
             says how it chose the LR here).
         overwrite: replace existing output files; otherwise refuse.
@@ -741,6 +754,8 @@ def build_report(run_dirs, out_dir, exercise=None, target=None, target_fraction=
     else:
         target_text = "given with --target"
     groups = group_runs(finished)
+    longest = max(len(r.history) for r in finished)
+    early_epochs = min(early_epochs, longest) if longest else early_epochs  # the window runs had
     for g in groups:
         g.stats = [run_stats(r, target, early_epochs) for r in g.runs]
     files = _output_files(exercise, groups)

@@ -66,6 +66,8 @@ OWNED_FLAGS = frozenset(
 # Also owned by the warmup exercise (it picks the optimizer per run).
 WARMUP_OWNED_FLAGS = frozenset({"optimizer", "momentum", "nesterov"})
 LR_FIND_DIR = "lr_find"
+# Constant LRs of the tuning sweep, as multiples of the range test's minimum-loss LR.
+SWEEP_FACTORS = (0.1, 0.3, 1.0)
 
 
 class SuiteError(ValueError):
@@ -225,6 +227,21 @@ def _flag_text(value):
     return str(value)
 
 
+def _common_flags(options):
+    common = {k: getattr(options, k) for k in ("train_subset", "image_folder", "model", "batch_size")}
+    return {k: v for k, v in common.items() if v is not None}
+
+
+def planned_run(exercise, definition, seed, options, passthrough=()):
+    """The run of `definition` with `seed`, in <log_dir>/<exercise>/<name>_seed<seed>."""
+    name = f"{definition.name}_seed{seed}"
+    log_dir = os.path.join(options.log_dir, exercise)
+    flags = {"epochs": options.epochs, **_common_flags(options), **dict(definition.flags), "seed": seed,
+             "log_dir": log_dir, "run_name": name}
+    args = [f"--{k}={_flag_text(v)}" for k, v in flags.items()] + list(passthrough)
+    return PlannedRun(exercise, name, os.path.join(log_dir, name), args)
+
+
 def plan_runs(exercises, lr, options, passthrough=()):
     """Every run of `exercises`, in order: per exercise, seeds x definitions.
 
@@ -238,8 +255,6 @@ def plan_runs(exercises, lr, options, passthrough=()):
             warmup and LR settings).
         passthrough: further ``--name=value`` runner flags for every run.
     """
-    common = {k: getattr(options, k) for k in ("train_subset", "image_folder", "model", "batch_size")}
-    common = {k: v for k, v in common.items() if v is not None}
     planned = []
     for exercise in exercises:
         defs = definitions(
@@ -247,13 +262,7 @@ def plan_runs(exercises, lr, options, passthrough=()):
             adam_lr=options.adam_lr, sgd_lr=options.sgd_lr, warmup_epochs=options.warmup_epochs,
         )
         for seed in options.seeds:  # every setting once before any second seed
-            for d in defs:
-                name = f"{d.name}_seed{seed}"
-                log_dir = os.path.join(options.log_dir, exercise)
-                flags = {"epochs": options.epochs, **common, **dict(d.flags), "seed": seed,
-                         "log_dir": log_dir, "run_name": name}
-                args = [f"--{k}={_flag_text(v)}" for k, v in flags.items()] + list(passthrough)
-                planned.append(PlannedRun(exercise, name, os.path.join(log_dir, name), args))
+            planned += [planned_run(exercise, d, seed, options, passthrough) for d in defs]
     return planned
 
 
@@ -333,14 +342,96 @@ def round_lr(lr):
     return float(f"{lr:.2g}")
 
 
-def lr_note(options, found):
-    if options.lr is not None:
-        return f"Base LR of the SGD runs: {_g(options.lr)}, given with --lr (not tuned by the suite)."
+def sweep_candidates(found):
+    """The constant LRs to try: the range test's minimum-loss LR x `SWEEP_FACTORS`, rounded."""
+    return sorted({round_lr(found["min_loss_lr"] * f) for f in SWEEP_FACTORS})
+
+
+def sweep_runs(candidates, options, passthrough=()):
+    """Constant-LR runs at each candidate, first seed only, in <log_dir>/step."""
+    seed = options.seeds[0]
+    return [planned_run("step", _definition(f"constant_lr{_g(lr)}", schedule="constant", lr=lr), seed, options,
+                        passthrough) for lr in candidates]
+
+
+def choose_lr(runs):
+    """(lr, run) of the finished sweep run with the highest final val accuracy (ties: the smaller LR).
+
+    Raises:
+        SuiteError: if no sweep run finished.
+    """
+    scored = []
+    for run in runs:
+        summary = plots.read_run(run.run_dir).summary
+        if summary is None:
+            continue
+        accuracy = summary.get("final_val_accuracy")
+        accuracy = -math.inf if accuracy is None or not math.isfinite(accuracy) else accuracy
+        lr = float(_parse_flag_args(run.args)["lr"])
+        scored.append((-accuracy, lr, run))
+    if not scored:
+        raise SuiteError("suite: no run of the constant-LR sweep finished; give --lr instead")
+    _, lr, run = min(scored, key=lambda t: t[:2])
+    return lr, run
+
+
+def sweep_note(lr, candidates, found, seed):
     return (
-        f"Base LR of the SGD runs: {_g(round_lr(found['suggested_lr']))}, the LR range test's suggestion "
-        f"({_g(found['suggested_lr'])}, {found['method']}) rounded to two significant digits; "
-        f"see `../{LR_FIND_DIR}/lr_find.png`. The constant-LR run and every decaying schedule start from it."
+        f"Base LR of the SGD runs: {_g(lr)}, tuned by a short sweep: constant-LR runs at "
+        f"{', '.join(_g(c) for c in candidates)} (seed {seed}), the one with the best final val accuracy "
+        f"wins. The candidates are the LR range test's minimum-loss LR, {_g(found['min_loss_lr'])}, times "
+        f"{', '.join(_g(f) for f in SWEEP_FACTORS)}, rounded to two significant digits "
+        f"(range test: `{LR_FIND_DIR}/lr_find.png` under the log folder; its own suggestion, minimum / 10, "
+        f"was {_g(found['suggested_lr'])}). The constant run and every decaying schedule start from it."
     )
+
+
+class LrUnavailable(Exception):
+    """The LR range test or the sweep failed; the message says what to do."""
+
+
+def resolve_base_lr(options, passthrough, call):
+    """(base LR, sweep runs, note) of the SGD exercises.
+
+    `--lr` when given. Otherwise the LR range test (run once, saved under
+    <log_dir>/lr_find) gives the candidates of a constant-LR sweep (run in
+    <log_dir>/step, skipped when finished), whose best run fixes the LR. In a
+    dry run that cannot know the LR yet it is `UnknownLR` and the commands that
+    would decide it are printed.
+    """
+    if options.lr is not None:
+        return options.lr, [], f"Base LR of the SGD runs: {_g(options.lr)}, given with --lr (not tuned by the suite)."
+    lr_dir = os.path.join(options.log_dir, LR_FIND_DIR)
+    found = read_lr_find(lr_dir)
+    if found is None:
+        command = lr_find_command(options, passthrough, lr_dir)
+        if options.dry_run:
+            print(" ".join(command))
+            print("# then constant-LR runs at the range test's minimum-loss LR x "
+                  + ", ".join(_g(f) for f in SWEEP_FACTORS) + "; LR below: the best of them")
+            return UnknownLR("LR"), [], ""
+        print("[suite] no --lr given: running the LR range test first", flush=True)
+        if call(command) != 0 or read_lr_find(lr_dir) is None:
+            raise LrUnavailable("suite: the LR range test failed (see above); give --lr instead")
+        found = read_lr_find(lr_dir)
+    candidates = sweep_candidates(found)
+    sweep = sweep_runs(candidates, options, passthrough)
+    for run in sweep:
+        if is_finished(run):
+            check_finished_run(run)
+    if options.dry_run and not all(is_finished(r) for r in sweep):
+        for run in sweep:
+            print(" ".join(run.command) + ("  # finished, will be skipped" if is_finished(run) else ""))
+        print("# LR below: the constant LR of the sweep above with the best final val accuracy")
+        return UnknownLR("LR"), [], ""
+    if not options.dry_run:
+        execute(sweep, call=call, what="LR sweep run")
+    try:
+        lr, _ = choose_lr(sweep)
+    except SuiteError as e:
+        raise LrUnavailable(str(e)) from None
+    print(f"[suite] base LR {_g(lr)}: best final val accuracy of the constant-LR sweep", flush=True)
+    return lr, sweep, sweep_note(lr, candidates, found, options.seeds[0])
 
 
 # ----------------------------------------------------------------------------
@@ -362,7 +453,7 @@ class Progress:
         self.start = clock()
         self.trained_seconds = []
 
-    def line(self, index, run, to_train_left, status):
+    def line(self, index, run, to_train_left, status, what="run"):
         elapsed = self.clock() - self.start
         if self.trained_seconds and to_train_left:
             mean = sum(self.trained_seconds) / len(self.trained_seconds)
@@ -372,23 +463,23 @@ class Progress:
         else:
             remaining = _clock(0)
         print(
-            f"[suite] run {index} of {self.total} ({run.exercise}/{run.name}): {status}; "
+            f"[suite] {what} {index} of {self.total} ({run.exercise}/{run.name}): {status}; "
             f"elapsed {_clock(elapsed)}, estimated remaining {remaining}",
             file=self.stream, flush=True,
         )
 
 
-def execute(runs, call=subprocess.call, stream=None, clock=time.monotonic):
+def execute(runs, call=subprocess.call, stream=None, clock=time.monotonic, what="run"):
     """Trains the unfinished runs one by one; returns the failed ones."""
     progress = Progress(len(runs), stream, clock)
     to_train = [r for r in runs if not is_finished(r)]
     failed = []
     for index, run in enumerate(runs, start=1):
         if run not in to_train:
-            progress.line(index, run, len(to_train), "finished already, skipped")
+            progress.line(index, run, len(to_train), "finished already, skipped", what)
             continue
         status = "resuming" if os.path.exists(os.path.join(run.run_dir, "config.json")) else "starting"
-        progress.line(index, run, len(to_train), status)
+        progress.line(index, run, len(to_train), status, what)
         t0 = clock()
         code = call(run.command)
         progress.trained_seconds.append(clock() - t0)
@@ -479,41 +570,30 @@ def parse_args(argv):
 def main(argv=None, call=subprocess.call):
     options, exercises, passthrough = parse_args(sys.argv[1:] if argv is None else argv)
     needs_lr = any(e != "warmup" for e in exercises)
-    lr_dir = os.path.join(options.log_dir, LR_FIND_DIR)
-    found = None
     try:
         for exercise in exercises:  # arithmetic errors before anything runs
             definitions(exercise, options.epochs, lr=1.0, warmup_epochs=options.warmup_epochs)
-        if needs_lr and options.lr is None:
-            found = read_lr_find(lr_dir)
-            if found is None:
-                command = lr_find_command(options, passthrough, lr_dir)
-                if options.dry_run:
-                    print(" ".join(command))
-                else:
-                    print("[suite] no --lr given: running the LR range test first", flush=True)
-                    if call(command) != 0 or read_lr_find(lr_dir) is None:
-                        print(f"suite: the LR range test failed (see above); give --lr instead", file=sys.stderr)
-                        return 1
-                    found = read_lr_find(lr_dir)
-        lr = options.lr if options.lr is not None else (round_lr(found["suggested_lr"]) if found else None)
-        if needs_lr and lr is None:  # only in a dry run
-            lr = UnknownLR("LR")
-            print("# LR below: the LR range test's suggestion, rounded to two significant digits")
+        lr, sweep, note = resolve_base_lr(options, passthrough, call) if needs_lr else (None, [], "")
         runs = plan_runs(exercises, lr, options, passthrough)
+        if "step" in exercises:  # the sweep's other LRs belong to the step study too
+            planned = {r.run_dir for r in runs}
+            runs = [r for r in sweep if r.run_dir not in planned] + runs
         for run in runs:
             if is_finished(run):
                 check_finished_run(run)
     except SuiteError as e:
         print(e, file=sys.stderr)
         return 2
+    except LrUnavailable as e:
+        print(e, file=sys.stderr)
+        return 1
     if options.dry_run:
         for run in runs:
             status = "  # finished, will be skipped" if is_finished(run) else ""
             print(" ".join(run.command) + status)
         return 0
     failed = execute(runs, call=call)
-    notes = {e: [lr_note(options, found)] for e in exercises if e != "warmup" and lr is not None}
+    notes = {e: [note] for e in exercises if e != "warmup" and note}
     notes["warmup"] = [
         f"Deliberately large LRs: Adam {_g(options.adam_lr)}, SGD {_g(options.sgd_lr)}; "
         f"warmup: linear from 0 over the first {_g(options.warmup_epochs)} epochs."

@@ -5,6 +5,7 @@ these tests pass a fake that writes a run folder following the contract.
 """
 
 import json
+import math
 import os
 import sys
 
@@ -27,10 +28,10 @@ def _value(text):
 class FakeRunner:
     """Stands in for `python -m experiments.run` / `experiments.lr_find`; records every command."""
 
-    def __init__(self, fail_names=(), suggested_lr=0.0347):
+    def __init__(self, fail_names=(), min_loss_lr=0.1):
         self.commands = []
         self.fail_names = set(fail_names)
-        self.suggested_lr = suggested_lr
+        self.min_loss_lr = min_loss_lr
 
     def __call__(self, command):
         assert command[:2] == [sys.executable, "-m"]
@@ -39,7 +40,8 @@ class FakeRunner:
         if command[2] == "experiments.lr_find":
             os.makedirs(flags["out"], exist_ok=True)
             with open(os.path.join(flags["out"], "lr_find.json"), "w") as f:
-                json.dump({"suggested_lr": self.suggested_lr, "method": "steepest descent of the smoothed loss"}, f)
+                json.dump({"suggested_lr": self.min_loss_lr / 10, "min_loss_lr": self.min_loss_lr,
+                           "method": "LR at the minimum of the smoothed loss divided by 10"}, f)
             return 0
         assert command[2] == "experiments.run"
         run_dir = os.path.join(flags["log_dir"], flags["run_name"])
@@ -49,7 +51,9 @@ class FakeRunner:
         if flags["run_name"].rsplit("_seed", 1)[0] in self.fail_names:
             return 1
         epochs = flags["epochs"]
-        accs = [0.1 + 0.5 * (e + 1) / epochs + 0.01 * flags["seed"] for e in range(epochs)]
+        # Final accuracy peaks at lr 0.03 (the sweep's middle candidate for min_loss_lr 0.1).
+        penalty = 0.1 * abs(math.log10(flags["lr"] / 0.03))
+        accs = [0.1 + 0.5 * (e + 1) / epochs + 0.01 * flags["seed"] - penalty for e in range(epochs)]
         with open(os.path.join(run_dir, "history.csv"), "w") as f:
             f.write(HEADER + "\n")
             for e, acc in enumerate(accs):
@@ -213,24 +217,67 @@ def test_finished_run_with_other_flags_is_an_error(tmp_path, capsys):
     assert "finished with --epochs=4, this plan has --epochs=6" in err
 
 
-def test_base_lr_from_the_lr_range_test(tmp_path, capsys):
+def test_sweep_candidates_and_choice(tmp_path):
+    assert suite.sweep_candidates({"min_loss_lr": 0.1}) == [0.01, 0.03, 0.1]
+    assert suite.sweep_candidates({"min_loss_lr": 0.0548}) == [0.0055, 0.016, 0.055]
+    options = _options(seeds=[4, 5], log_dir=str(tmp_path))
+    runs = suite.sweep_runs([0.01, 0.03, 0.1], options)
+    assert [r.run_dir for r in runs] == [os.path.join(str(tmp_path), "step", f"constant_lr{x}_seed4")
+                                         for x in ("0.01", "0.03", "0.1")]
+    with pytest.raises(suite.SuiteError, match="no run of the constant-LR sweep finished"):
+        suite.choose_lr(runs)
+    for run, acc in zip(runs, [0.5, float("nan"), 0.5]):  # a tie and a diverged run
+        os.makedirs(run.run_dir)
+        with open(os.path.join(run.run_dir, "summary.json"), "w") as f:
+            json.dump({"final_val_accuracy": acc}, f)
+    lr, best = suite.choose_lr(runs)
+    assert lr == 0.01 and best is runs[0]  # ties go to the smaller LR; NaN never wins
+
+
+def test_base_lr_tuned_by_range_test_and_sweep(tmp_path, capsys):
     log_dir = str(tmp_path / "logs")
     argv = ["--exercise", "step", "--epochs", "10", "--log_dir", log_dir, "--train_subset", "64",
-            "--batch_size", "16"]
-    fake = FakeRunner(suggested_lr=0.0347)
+            "--batch_size", "16", "--seeds", "2"]
+    fake = FakeRunner(min_loss_lr=0.1)
     assert suite.main(argv, call=fake) == 0
     lr_find = fake.commands[0]
     assert lr_find[2] == "experiments.lr_find"
     assert f"--out={log_dir}/lr_find" in lr_find and "--batch_size=16" in lr_find and "--train_subset=64" in lr_find
-    assert len(fake.commands) == 1 + 10
-    assert "--lr=0.035" in fake.commands[1] and fake.commands[1][-1] == "--run_name=constant_lr0.035_seed0"
+    names = [c[-1].split("=", 1)[1] for c in fake.commands[1:]]
+    assert names[:3] == ["constant_lr0.01_seed0", "constant_lr0.03_seed0", "constant_lr0.1_seed0"]
+    # 0.03 won (the fake's accuracy peaks there): every step run starts from it, seed 1 of the
+    # constant run is added, and seed 0 of the sweep's winner is not trained twice.
+    assert "step_x0.1_m3-6-8_lr0.03_seed0" in names and "constant_lr0.03_seed1" in names
+    assert len(names) == len(set(names)) == 3 + (10 - 1) + 10
+    assert not any("lr0.01" in n or "lr0.1_" in n for n in names[3:])
+    out = capsys.readouterr().out
+    assert "[suite] LR sweep run 1 of 3 (step/constant_lr0.01_seed0): starting" in out
+    assert "[suite] base LR 0.03: best final val accuracy of the constant-LR sweep" in out
     report_md = open(os.path.join(log_dir, "step", "report.md")).read()
-    assert "0.035, the LR range test's suggestion (0.0347, steepest descent of the smoothed loss)" in report_md
+    assert "Base LR of the SGD runs: 0.03, tuned by a short sweep: constant-LR runs at 0.01, 0.03, 0.1 (seed 0)" in report_md
+    assert "minimum-loss LR, 0.1, times 0.1, 0.3, 1" in report_md
+    assert "Constant-LR sweep: `constant_lr0.03`" in report_md
+    assert "against" in report_md and "for the constant LR (`constant_lr0.03`)" in report_md
     for png in ("curves_base.png", "curves_challenge.png"):
         assert os.path.exists(os.path.join(log_dir, "step", png))
-    # The saved result is reused: no second range test.
+    # The range test and the sweep are reused: nothing runs again.
     fake2 = FakeRunner()
     assert suite.main(argv, call=fake2) == 0 and fake2.commands == []
+    # The cosine study reuses them too, and starts from the same LR.
+    fake3 = FakeRunner()
+    assert suite.main(["--exercise", "cosine"] + argv[2:], call=fake3) == 0
+    assert len(fake3.commands) == 2 * 7 and all("--log_dir=" + log_dir + "/cosine" in c for c in fake3.commands)
+    assert any("--run_name=cosine_lr0.09_seed1" in c for c in fake3.commands)  # 3 x 0.03
+    cosine_md = open(os.path.join(log_dir, "cosine", "report.md")).read()
+    assert "Base LR of the SGD runs: 0.03, tuned by a short sweep" in cosine_md
+
+
+def test_failed_range_test_stops_the_suite(tmp_path, capsys):
+    def broken(command):
+        return 1
+
+    assert suite.main(["--exercise", "poly", "--epochs", "4", "--log_dir", str(tmp_path / "l")], call=broken) == 1
+    assert "the LR range test failed" in capsys.readouterr().err
 
 
 def test_dry_run_prints_commands_and_creates_nothing(tmp_path, capsys):
@@ -247,6 +294,19 @@ def test_dry_run_prints_commands_and_creates_nothing(tmp_path, capsys):
     assert any("--lr=LR" in c and "--run_name=constant_lrLR_seed5" in c for c in commands)
     assert any("--lr=3xLR" in c for c in commands)
     assert any("--optimizer=adam" in c and "--warmup_epochs=5" in c and "--schedule=cosine" in c for c in commands)
+
+
+def test_dry_run_after_the_range_test_prints_the_sweep(tmp_path, capsys):
+    log_dir = tmp_path / "logs"
+    (log_dir / "lr_find").mkdir(parents=True)
+    (log_dir / "lr_find" / "lr_find.json").write_text(json.dumps({"min_loss_lr": 0.5, "suggested_lr": 0.05}))
+    fake = FakeRunner()
+    assert suite.main(["--exercise", "poly", "--epochs", "4", "--log_dir", str(log_dir), "--dry_run"], call=fake) == 0
+    assert fake.commands == [] and sorted(os.listdir(log_dir)) == ["lr_find"]
+    out = capsys.readouterr().out
+    for lr in ("0.05", "0.15", "0.5"):
+        assert f"--log_dir={log_dir}/step --run_name=constant_lr{lr}_seed0" in out
+    assert "# LR below: the constant LR of the sweep above" in out and "--run_name=poly_p2_lrLR_seed0" in out
 
 
 @pytest.mark.parametrize(
