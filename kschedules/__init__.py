@@ -4,7 +4,7 @@ Every schedule is a `keras.optimizers.schedules.LearningRateSchedule` whose
 arguments are in optimizer steps; pass one to any Keras optimizer.
 """
 
-# from kschedules.callbacks import LearningRateLogger  # lands with issue 3
+from kschedules.callbacks import LearningRateLogger
 from kschedules.constant import Constant
 from kschedules.cosine import CosineAnnealing, CosineAnnealingWarmRestarts
 from kschedules.polynomial import LinearDecay, PolynomialDecay
@@ -18,7 +18,7 @@ __all__ = [
     "Constant",
     "CosineAnnealing",
     "CosineAnnealingWarmRestarts",
-    # "LearningRateLogger",
+    "LearningRateLogger",
     "LinearDecay",
     "PolynomialDecay",
     "SCHEDULES",

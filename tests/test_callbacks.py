@@ -8,7 +8,6 @@ with hand-written tables.
 
 import ast
 import csv
-import doctest
 import glob
 import inspect
 import json
@@ -373,11 +372,6 @@ def test_reads_the_optimizer_once_per_epoch_or_every_n_steps(tmp_path, monkeypat
     # callbacks asynchronously.
     assert (LearningRateLogger.on_train_batch_end
             is keras.callbacks.Callback.on_train_batch_end)
-
-
-def test_docstring_example():
-    result = doctest.testmod(callbacks_module)
-    assert result.attempted > 0 and result.failed == 0
 
 
 # Arguments and files.

@@ -12,6 +12,7 @@ MODULES = [
     "kschedules.polynomial",
     "kschedules.wrappers",
     "kschedules.registry",
+    "kschedules.callbacks",
 ]
 
 
