@@ -280,6 +280,20 @@ def test_failed_range_test_stops_the_suite(tmp_path, capsys):
     assert "the LR range test failed" in capsys.readouterr().err
 
 
+def test_warmup_study_report(tmp_path):
+    log_dir = tmp_path / "logs"
+    fake = FakeRunner()
+    argv = ["--exercise", "warmup", "--epochs", "8", "--warmup_epochs", "2", "--log_dir", str(log_dir)]
+    assert suite.main(argv, call=fake) == 0
+    assert len(fake.commands) == 6  # no range test: the warmup study has its own large LRs
+    assert any("--optimizer=adam" in c and "--lr=0.1" in c and "--warmup_epochs=2" in c for c in fake.commands)
+    text = (log_dir / "warmup" / "report.md").read_text()
+    assert "max loss, epochs 1-5" in text  # the 2 warmup epochs and 3 at the full LR
+    assert "Deliberately large LRs: Adam 0.1, SGD 1; warmup: linear from 0 over the first 2 epochs." in text
+    for png in ("early_loss.png", "curves_adam.png", "curves_sgd.png"):
+        assert (log_dir / "warmup" / png).exists()
+
+
 def test_dry_run_prints_commands_and_creates_nothing(tmp_path, capsys):
     log_dir = tmp_path / "logs"
     fake = FakeRunner()
