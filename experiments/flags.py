@@ -77,8 +77,9 @@ def define_runner_flags():
     _define("enum", "optimizer", "sgd", "Optimizer.", enum_values=list(OPTIMIZERS))
     _define("float", "momentum", 0.9, "sgd: momentum, in [0, 1).")
     _define("bool", "nesterov", False, "sgd: Nesterov momentum.")
-    _define("float", "weight_decay", 5e-4, "sgd, adam: L2 penalty wd/2 * ||w||^2 on conv and dense "
-            "kernels (equal to PyTorch's weight_decay=wd); adamw: decoupled decay of the optimizer.")
+    _define("float", "weight_decay", 5e-4, "sgd, adam: an L2 term wd/2 * ||w||^2 of the conv and "
+            "dense kernels added to the loss (the logged loss includes it; the gradient wd * w is "
+            "PyTorch's weight_decay=wd); adamw: the optimizer's decoupled decay.")
     _define("enum", "model", "simple_cnn", "simple_cnn (3 conv blocks with batch norm, 0.29M "
             "parameters) or resnet20 (He et al. 2016, 0.27M).", enum_values=list(MODELS))
     # Data.
@@ -117,8 +118,8 @@ def define_preview_flags():
     flags.DEFINE_integer("train_size", None, "Training images per epoch. Default: --train_subset, "
                          "else the number of images in --image_folder/train, else the size "
                          "of --dataset's training split (50,000 for CIFAR-10).")
-    flags.DEFINE_string("out", "lr_preview", "Folder for <run_name>.png and <run_name>.csv.")
-    PREVIEW_FLAGS.extend(["train_size", "out"])
+    flags.DEFINE_string("preview_dir", "lr_preview", "Folder for <run_name>.png and <run_name>.csv.")
+    PREVIEW_FLAGS.extend(["train_size", "preview_dir"])
 
 
 define_runner_flags()

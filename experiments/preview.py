@@ -3,10 +3,10 @@
     python -m experiments.preview --schedule=step --epochs=30 --warmup_epochs=2
 
 Takes the runner's command line (every `experiments.run` flag, checked the same
-way) plus `--train_size` and `--out`, builds the run's schedule and evaluates it
+way) plus `--train_size` and `--preview_dir`, builds the run's schedule and evaluates it
 at every optimizer step 0 .. total_steps - 1 (one vectorised call), writing
-`<out>/<run_name>.csv` (`step,epoch,learning_rate`; epoch = step /
-steps_per_epoch) and `<out>/<run_name>.png`.
+`<preview_dir>/<run_name>.csv` (`step,epoch,learning_rate`; epoch = step /
+steps_per_epoch) and `<preview_dir>/<run_name>.png`.
 
 Steps per epoch need the number of training images; it comes from
 `--train_size` if given, else `--train_subset`, else the number of images in
@@ -17,7 +17,7 @@ import csv
 import os
 
 import numpy as np
-from absl import app
+from absl import app, flags
 
 from experiments import config as config_lib
 from experiments import flags as flag_defs
@@ -25,6 +25,7 @@ from experiments.flags import FLAGS
 from experiments.run import parse_flags
 
 flag_defs.define_preview_flags()
+flags.adopt_module_key_flags(flag_defs)  # --help lists the runner's flags too
 
 
 def main(argv):
@@ -35,8 +36,8 @@ def main(argv):
     except config_lib.FlagError as error:
         config_lib.fail(error)
     steps, values = evaluate(config)
-    base = os.path.join(FLAGS.out, config.flags["run_name"])
-    os.makedirs(FLAGS.out, exist_ok=True)
+    base = os.path.join(FLAGS.preview_dir, config.flags["run_name"])
+    os.makedirs(FLAGS.preview_dir, exist_ok=True)
     write_csv(base + ".csv", steps, values, config.steps_per_epoch)
     plot(base + ".png", steps / config.steps_per_epoch, values, config)
     for line in describe(config, values):

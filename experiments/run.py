@@ -18,7 +18,10 @@ from absl import flags as absl_flags
 
 from experiments import config as config_lib
 from experiments import data, rundir
+from experiments import flags as flag_defs
 from experiments.flags import FLAGS
+
+absl_flags.adopt_module_key_flags(flag_defs)  # --help lists the runner's flags
 
 
 def main(argv):

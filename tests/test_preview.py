@@ -19,7 +19,7 @@ def test_preview_writes_every_steps_lr(tmp_path, capsys):
     # steps from 0.01; step x0.1 at epochs 3, 6, 8 (steps 24, 48, 64).
     status = preview.run_command(["preview", "--schedule=step", "--milestones=3,6,8",
                                   "--epochs=10", "--warmup_epochs=2", "--warmup_start_lr=0.01",
-                                  "--train_size=1000", f"--out={tmp_path}", "--run_name=p"])
+                                  "--train_size=1000", f"--preview_dir={tmp_path}", "--run_name=p"])
     assert status == 0
     rows = read_csv(tmp_path / "p.csv")
     assert [r["step"] for r in rows] == list(range(80))
@@ -42,7 +42,7 @@ def test_preview_values_equal_the_runners_schedule(tmp_path):
 
     args = ["--schedule=cosine_restarts", "--epochs=12", "--t0=2", "--t_mult=2",
             "--warmup_epochs=1", "--lr_update=epoch", "--warmup_start_lr=0.001",
-            "--train_size=300", "--batch_size=64", f"--out={tmp_path}", "--run_name=c"]
+            "--train_size=300", "--batch_size=64", f"--preview_dir={tmp_path}", "--run_name=c"]
     assert preview.run_command(["preview", *args]) == 0
     schedule = build_schedule(config_lib.build_config(FLAGS, train_size=300))
     rows = read_csv(tmp_path / "c.csv")
@@ -60,7 +60,7 @@ def test_preview_values_equal_the_runners_schedule(tmp_path):
     (["--train_size=640", "--train_subset=1000"], 5),  # --train_size wins
 ])
 def test_train_size_sources(extra, steps_per_epoch, tmp_path):
-    assert preview.run_command(["preview", "--epochs=2", f"--out={tmp_path}", "--run_name=s",
+    assert preview.run_command(["preview", "--epochs=2", f"--preview_dir={tmp_path}", "--run_name=s",
                                 *extra]) == 0
     assert len(read_csv(tmp_path / "s.csv")) == 2 * steps_per_epoch
 
@@ -68,7 +68,7 @@ def test_train_size_sources(extra, steps_per_epoch, tmp_path):
 def test_train_size_from_an_image_folder(tmp_path):
     folder = make_image_folder(tmp_path / "images", classes=2, train_per_class=5,
                                test_per_class=1)
-    assert preview.run_command(["preview", "--epochs=3", "--batch_size=4", f"--out={tmp_path}",
+    assert preview.run_command(["preview", "--epochs=3", "--batch_size=4", f"--preview_dir={tmp_path}",
                                 f"--image_folder={folder}", "--run_name=f"]) == 0
     assert len(read_csv(tmp_path / "f.csv")) == 3 * 3  # ceil(10 / 4)
 
@@ -76,8 +76,8 @@ def test_train_size_from_an_image_folder(tmp_path):
 def test_bad_flag_exits_2_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     assert preview.run_command(["preview", "--schedule=cosine", "--power=2",
-                                f"--out={out}"]) == 2
+                                f"--preview_dir={out}"]) == 2
     assert capsys.readouterr().err.startswith("error: --power: ")
-    assert preview.run_command(["preview", "--train_size=0", f"--out={out}"]) == 2
+    assert preview.run_command(["preview", "--train_size=0", f"--preview_dir={out}"]) == 2
     assert capsys.readouterr().err.startswith("error: --train_size: ")
     assert not out.exists()

@@ -272,3 +272,38 @@ def test_no_network_and_no_data_fails_fast_naming_both_ways_out(tmp_path, monkey
     assert status == 2 and err.startswith("error: --data_dir: ") and err.count("\n") == 1
     assert "--image_folder" in err and "--data_dir=" in err
     assert not (tmp_path / "logs").exists()
+
+
+def test_mixed_bfloat16_with_xla_trains_with_the_same_lrs(folder, tmp_path):
+    import keras
+
+    argv = [f"--image_folder={folder}", f"--log_dir={tmp_path}", "--run_name=bf16", *TINY,
+            "--precision=mixed_bfloat16", "--jit_compile"]
+    try:
+        status, out, err = run_quietly(argv)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert status == 0, err
+    _, rows = read_history(tmp_path / "bf16")
+    assert [r["learning_rate"] for r in rows] == pytest.approx(TINY_LRS, rel=1e-6)
+    assert all(math.isfinite(r["loss"]) for r in rows)
+    assert read_json(tmp_path / "bf16" / "config.json")["flags"]["jit_compile"] is True
+
+
+def test_deterministic_runs_repeat_exactly(folder, tmp_path):
+    # Op determinism is process-wide: both runs go in a child process.
+    script = (
+        "import sys\n"
+        "from experiments import run\n"
+        "for name in ('a', 'b'):\n"
+        "    assert run.run_command(['run', '--run_name=' + name, '--deterministic', "
+        "*sys.argv[1:]]) == 0\n")
+    argv = [f"--image_folder={folder}", f"--log_dir={tmp_path}", *TINY]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-c", script, *argv], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    _, a = read_history(tmp_path / "a")
+    _, b = read_history(tmp_path / "b")
+    for column in ("learning_rate", "loss", "accuracy", "val_loss", "val_accuracy"):
+        assert [r[column] for r in a] == [r[column] for r in b], column
