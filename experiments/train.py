@@ -196,7 +196,8 @@ def _truncate_history(path, epoch):
         return
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < epoch]
+    # A row cut short by a kill in mid-write has fewer fields: dropped too.
+    kept = [rows[0]] + [r for r in rows[1:] if len(r) == len(HISTORY_COLUMNS) and int(r[0]) < epoch]
     if len(kept) == len(rows):
         return
     tmp = path + ".tmp"
