@@ -42,7 +42,6 @@ IGNORED_FLAGS = frozenset(
         # absl's own flags, in case the runner saved them with its own.
         "logtostderr",
         "alsologtostderr",
-        "log_dir",
         "verbosity",
         "v",
         "stderrthreshold",
@@ -643,6 +642,11 @@ def comparison(groups, exercise, numbers, early_epochs):
         _stability_sentence(groups, cells, numbers, early_epochs),
     ]
     paragraphs += _exercise_sentences(exercise, groups, cells, numbers)
+    if len(groups) > 1 and all(len(g.stats) == 1 for g in groups):
+        paragraphs.append(
+            "Caution: every configuration has a single seed, so none of these differences can be told "
+            "from seed-to-seed noise; rerun with more seeds before drawing conclusions."
+        )
     return [p for p in paragraphs if p]
 
 

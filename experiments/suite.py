@@ -387,10 +387,10 @@ def sweep_note(lr, candidates, found, seed):
     return (
         f"Base LR of the SGD runs: {_g(lr)}, tuned by a short sweep: constant-LR runs at "
         f"{', '.join(_g(c) for c in candidates)} (seed {seed}), the one with the best final val accuracy "
-        f"wins. The candidates are the LR range test's minimum-loss LR, {_g(found['min_loss_lr'])}, times "
+        f"wins. The candidates are the LR range test's minimum-loss LR, {found['min_loss_lr']:.3g}, times "
         f"{', '.join(_g(f) for f in SWEEP_FACTORS)}, rounded to two significant digits "
         f"(range test: `{LR_FIND_DIR}/lr_find.png` under the log folder; its own suggestion, minimum / 10, "
-        f"was {_g(found['suggested_lr'])}). The constant run and every decaying schedule start from it."
+        f"was {found['suggested_lr']:.3g}). The constant run and every decaying schedule start from it."
     )
 
 
@@ -585,9 +585,9 @@ def main(argv=None, call=subprocess.call):
             definitions(exercise, options.epochs, lr=1.0, warmup_epochs=options.warmup_epochs)
         lr, sweep, note = resolve_base_lr(options, passthrough, call) if needs_lr else (None, [], "")
         runs = plan_runs(exercises, lr, options, passthrough)
-        if "step" in exercises:  # the sweep's other LRs belong to the step study too
-            planned = {r.run_dir for r in runs}
-            runs = [r for r in sweep if r.run_dir not in planned] + runs
+        if "step" in exercises:  # the sweep's runs belong to the step study, first
+            in_sweep = {r.run_dir for r in sweep}
+            runs = sweep + [r for r in runs if r.run_dir not in in_sweep]
         for run in runs:
             if is_finished(run):
                 check_finished_run(run)

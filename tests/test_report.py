@@ -221,6 +221,7 @@ def test_every_number_in_the_comparison_is_in_the_tables(tmp_path, three_configs
     assert set(found) <= table_numbers, set(found) - table_numbers
     assert "`a` reached the target first" not in comparison  # a and c reach it with one seed only
     assert "Never reached the target: `b`" in comparison
+    assert "Caution" not in comparison  # a and c have two seeds
 
 
 def _step_exercise(root):
@@ -275,5 +276,6 @@ def test_warmup_exercise_counts_divergence_per_optimizer(tmp_path):
     text = open(report.build_report(dirs, str(out), exercise="warmup", early_epochs=2)).read()
     assert "adam: `adam_nowarmup`: diverged 1 of 1 (epoch 2), max early loss inf" in text
     assert "Goyal" in text and "second-moment" in text
+    assert "Caution: every configuration has a single seed" in text
     assert (out / "curves_adam.png").exists() and (out / "curves_sgd.png").exists()
     assert "max loss, epochs 1-2" in text

@@ -257,6 +257,8 @@ def test_base_lr_tuned_by_range_test_and_sweep(tmp_path, capsys):
     assert "Base LR of the SGD runs: 0.03, tuned by a short sweep: constant-LR runs at 0.01, 0.03, 0.1 (seed 0)" in report_md
     assert "minimum-loss LR, 0.1, times 0.1, 0.3, 1" in report_md
     assert "Constant-LR sweep: `constant_lr0.03`" in report_md
+    rows = [line.split("|")[1].strip() for line in report_md.splitlines() if line.startswith("| `")]
+    assert rows[:4] == ["`constant_lr0.01`", "`constant_lr0.03`", "`constant_lr0.1`", "`step_x0.1_m3-6-8_lr0.03`"]
     assert "against" in report_md and "for the constant LR (`constant_lr0.03`)" in report_md
     for png in ("curves_base.png", "curves_challenge.png"):
         assert os.path.exists(os.path.join(log_dir, "step", png))
