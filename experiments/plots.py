@@ -174,6 +174,12 @@ def _legend(figure, axes, n):
     figure.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize="small")
 
 
+def _lr_staircase(rows, lrs):
+    """x, y of the LR as a staircase: epoch k (from 1) spans x in [k - 1, k]."""
+    xs = [r["epoch"] for r in rows] + [rows[-1]["epoch"] + 1]
+    return xs, lrs + lrs[-1:]
+
+
 def plot_curves(runs, path, title=None):
     """Writes one PNG: training loss, validation accuracy and LR against epoch.
 
@@ -184,6 +190,10 @@ def plot_curves(runs, path, title=None):
         path: the PNG file to write (parent folders are created).
         title: optional figure title.
 
+    The x-axis counts epochs trained: the loss and validation accuracy of
+    epoch k (counted from 1; history.csv counts from 0) are drawn at x = k, and
+    the LR as a staircase where epoch k spans [k - 1, k] at the LR of its
+    first step.
     The LR panel uses a log y-axis when every LR is > 0 and they span more than
     about a decade, a linear one otherwise (for example when a schedule reaches
     0). The loss panel goes to log scale only for a range over 100x. Non-finite
@@ -200,7 +210,7 @@ def plot_curves(runs, path, title=None):
     ax_loss, ax_acc, ax_lr = figure.subplots(1, 3)
     all_lrs, all_losses = [], []
     for (label, rows), color in zip(runs, _colors(len(runs))):
-        epochs = [r["epoch"] for r in rows]
+        epochs = [r["epoch"] + 1 for r in rows]  # counted from 1, as in the reports
         loss = _finite_or_nan([r["loss"] for r in rows])
         lrs = _finite_or_nan([r["learning_rate"] for r in rows])
         acc = _finite_or_nan([r["val_accuracy"] for r in rows])
@@ -212,10 +222,10 @@ def plot_curves(runs, path, title=None):
             if finite:
                 ax_loss.plot(*finite[-1], marker="x", markersize=9, color=color)
         ax_acc.plot(epochs, acc, color=color)
-        ax_lr.plot(epochs, lrs, color=color)
-    ax_loss.set(title="training loss", xlabel="epoch", ylabel="loss")
-    ax_acc.set(title="validation accuracy", xlabel="epoch", ylabel="accuracy")
-    ax_lr.set(title="learning rate (at each epoch's first step)", xlabel="epoch", ylabel="LR")
+        ax_lr.plot(*_lr_staircase(rows, lrs), color=color, drawstyle="steps-post")
+    ax_loss.set(title="training loss", xlabel="epochs trained", ylabel="loss")
+    ax_acc.set(title="validation accuracy", xlabel="epochs trained", ylabel="accuracy")
+    ax_lr.set(title="learning rate at each epoch's first step", xlabel="epochs trained", ylabel="LR")
     if use_log_scale(all_lrs):
         ax_lr.set_yscale("log")
     if use_log_scale(all_losses, LOSS_LOG_SCALE_MIN_RATIO):
@@ -232,8 +242,9 @@ def plot_early_loss(runs, path, num_epochs, title=None):
 
     The up-close view for the warmup study: one panel of training loss (log
     scale when it spans more than 100x) and one of the LR, epochs
-    ``0 .. num_epochs - 1`` only. Epochs with a non-finite loss are marked by
-    a dotted vertical line. Arguments and return value as in `plot_curves`.
+    ``1 .. num_epochs`` only (history.csv's ``0 .. num_epochs - 1``), axes as
+    in `plot_curves`. Epochs with a non-finite loss are marked by a dotted
+    vertical line. Arguments and return value as in `plot_curves`.
     """
     if not isinstance(num_epochs, int) or num_epochs < 1:
         raise ValueError(f"plot_early_loss: num_epochs must be >= 1, received num_epochs={num_epochs}")
@@ -244,18 +255,18 @@ def plot_early_loss(runs, path, num_epochs, title=None):
     ax_loss, ax_lr = figure.subplots(1, 2)
     all_losses, all_lrs = [], []
     for (label, rows), color in zip(early, _colors(len(early))):
-        epochs = [r["epoch"] for r in rows]
+        epochs = [r["epoch"] + 1 for r in rows]  # counted from 1, as in the reports
         loss = _finite_or_nan([r["loss"] for r in rows])
         lrs = _finite_or_nan([r["learning_rate"] for r in rows])
         all_losses += loss
         all_lrs += lrs
         ax_loss.plot(epochs, loss, color=color, marker="o", label=label)
-        ax_lr.plot(epochs, lrs, color=color, marker="o")
+        ax_lr.plot(*_lr_staircase(rows, lrs), color=color, drawstyle="steps-post")
         for e, r in zip(epochs, rows):
             if not math.isfinite(r["loss"]):
                 ax_loss.axvline(e, color=color, linestyle=":", alpha=0.7)
-    ax_loss.set(title="training loss (dotted line: non-finite loss)", xlabel="epoch", ylabel="loss")
-    ax_lr.set(title="learning rate", xlabel="epoch", ylabel="LR")
+    ax_loss.set(title="training loss (dotted line: non-finite loss)", xlabel="epochs trained", ylabel="loss")
+    ax_lr.set(title="learning rate at each epoch's first step", xlabel="epochs trained", ylabel="LR")
     if use_log_scale(all_losses, LOSS_LOG_SCALE_MIN_RATIO):
         ax_loss.set_yscale("log")
     if use_log_scale(all_lrs):
