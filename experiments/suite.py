@@ -48,6 +48,7 @@ import sys
 import time
 
 from experiments import flags as runner_flags
+from experiments import lr_find
 from experiments import plots
 from experiments import report
 
@@ -333,7 +334,9 @@ def lr_find_command(options, passthrough, out_dir):
         value = getattr(options, name)
         if value is not None:
             args.append(f"--{name}={_flag_text(value)}")
-    return [sys.executable, "-m", "experiments.lr_find"] + args + list(passthrough)
+    # Pass-through flags the range test has no use for (--lr_update) stay with the runs.
+    kept = [a for a in passthrough if next(iter(_parse_flag_args([a]))) not in lr_find.UNUSED_RUNNER_FLAGS]
+    return [sys.executable, "-m", "experiments.lr_find"] + args + kept
 
 
 def read_lr_find(out_dir):

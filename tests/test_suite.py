@@ -237,13 +237,16 @@ def test_sweep_candidates_and_choice(tmp_path):
 def test_base_lr_tuned_by_range_test_and_sweep(tmp_path, capsys):
     log_dir = str(tmp_path / "logs")
     argv = ["--exercise", "step", "--epochs", "10", "--log_dir", log_dir, "--train_subset", "64",
-            "--batch_size", "16", "--seeds", "2"]
+            "--batch_size", "16", "--seeds", "2", "--lr_update=epoch", "--weight_decay=0.001"]
     fake = FakeRunner(min_loss_lr=0.1)
     assert suite.main(argv, call=fake) == 0
     lr_find = fake.commands[0]
     assert lr_find[2] == "experiments.lr_find"
     assert f"--out={log_dir}/lr_find" in lr_find and "--batch_size=16" in lr_find and "--train_subset=64" in lr_find
-    names = [c[-1].split("=", 1)[1] for c in fake.commands[1:]]
+    # The range test gets the pass-through flags it uses, not those it would refuse.
+    assert "--weight_decay=0.001" in lr_find and "--lr_update=epoch" not in lr_find
+    assert all("--lr_update=epoch" in c for c in fake.commands[1:])
+    names = [next(a for a in c if a.startswith("--run_name=")).split("=", 1)[1] for c in fake.commands[1:]]
     assert names[:3] == ["constant_lr0.01_seed0", "constant_lr0.03_seed0", "constant_lr0.1_seed0"]
     # 0.03 won (the fake's accuracy peaks there): every step run starts from it, seed 1 of the
     # constant run is added, and seed 0 of the sweep's winner is not trained twice.
