@@ -353,3 +353,26 @@ def test_too_short_epochs_fail_before_anything_runs(tmp_path, capsys):
     assert suite.main(["--exercise", "step", "--epochs", "3", "--log_dir", str(tmp_path / "l")], call=fake) == 2
     assert fake.commands == [] and not (tmp_path / "l").exists()
     assert "too short" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("epochs", [7, 10, 30, 100])
+def test_every_planned_command_passes_the_runners_flag_checks(tmp_path, epochs):
+    """The runner's own validation (experiments.config) accepts each planned run, with no data read."""
+    from experiments import config as config_lib
+    from experiments.flags import FLAGS
+
+    options = _options(epochs=epochs, seeds=[0, 1], log_dir=str(tmp_path), train_subset=1000, warmup_epochs=5.0)
+    runs = suite.plan_runs(list(suite.EXERCISES), 0.05, options, passthrough=["--weight_decay=0.001"])
+    sweep = suite.sweep_runs([0.005, 0.015, 0.05], options, passthrough=["--weight_decay=0.001"])
+    assert sweep[2] == runs[0]  # the sweep's winner is the step study's constant run
+    assert len({r.run_dir for r in runs}) == len(runs)
+    runs += sweep[:2]
+    try:
+        for run in runs:
+            FLAGS.unparse_flags()
+            FLAGS(["experiments.run"] + run.args)
+            config = config_lib.build_config(FLAGS)
+            assert config.run_dir == run.run_dir
+            assert config.flags["epochs"] == epochs and config.flags["seed"] in (0, 1)
+    finally:
+        FLAGS.unparse_flags()
