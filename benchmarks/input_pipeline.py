@@ -1,0 +1,195 @@
+"""Benchmark 2: is the runner's input pipeline ever the bottleneck?
+
+The runner's data path (`experiments.data`) has two stages:
+
+1. Decode pass, once per run: every image the run uses (training images, or
+   the `--train_subset`, and the test split) is read and decoded into uint8
+   arrays in memory (`data.load`). This is the "cache": later epochs never
+   touch the files again.
+2. Per epoch (`data.make_datasets`): a seeded permutation, batching, gather,
+   augmentation of whole batches (pad + random crop, flip), normalisation,
+   prefetch, all in tf.data.
+
+Measured, and printed as Markdown with the command that made them:
+
+* the decode pass in images/s;
+* the training pipeline alone in images/s, after one full warm-up epoch:
+  `--repeats` timings of `--batches` batches each (min / median / max), with
+  augmentation and without (what augmentation costs);
+* the rate the model consumes images: the runner's model and optimizer
+  (`experiments.train.build_model`) trained on one synthetic batch with
+  `train_on_batch`, `--model_steps` steps per timing, with XLA and without
+  (without is Keras's choice on a CPU-only machine, the runner's default);
+* the ratio pipeline / the faster model rate (target >= 3);
+* end to end: `model.fit` on the real pipeline against `model.fit` on one
+  in-memory synthetic batch repeated, interleaved pairs of `--model_steps`
+  steps: the time ratio shows directly whether training waits for data.
+
+Every flag of the runner applies (--image_folder, --train_subset, --batch_size,
+--model, --augment, --seed, ...); the pipeline is built from the runner's own
+validated `Config`. On a CPU the model is slow: keep --model_steps small.
+
+    python -m benchmarks.input_pipeline --image_folder=PATH/cifar10
+"""
+
+import dataclasses
+import os
+import shlex
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from experiments import config as config_lib  # noqa: E402
+from experiments import data  # noqa: E402
+from experiments.flags import FLAGS  # noqa: E402  (defines the runner's flags)
+
+flags.DEFINE_integer("batches", 200, "Batches per timing of the pipeline alone.")
+flags.DEFINE_integer("model_steps", 10, "Train steps per timing of the model.")
+flags.DEFINE_integer("repeats", 5, "Timings of each kind (and interleaved end-to-end pairs).")
+
+
+def spread(values, digits=0):
+    """`min / median / max` of `values`."""
+    return " / ".join(f"{v:,.{digits}f}" for v in
+                      (min(values), statistics.median(values), max(values)))
+
+
+def runner_config():
+    """The runner's validated Config from the command-line flags (exit 2 on a bad flag)."""
+    try:
+        return config_lib.build_config(FLAGS)
+    except config_lib.FlagError as error:
+        config_lib.fail(error)
+
+
+def decode_pass(config):
+    """(arrays, seconds) of the runner's `data.load` (exit 2 on unreadable data)."""
+    start = time.perf_counter()
+    try:
+        arrays = data.load(config)
+    except data.DataError as error:
+        config_lib.fail(f"--image_folder: {error}")
+    return arrays, time.perf_counter() - start
+
+
+def pipeline_rates(arrays, config, batches, repeats):
+    """Images/s of the training pipeline: `repeats` timings of `batches` batches."""
+    pipelines = data.make_datasets(arrays, config)
+    iterator = iter(pipelines.train.repeat())
+    for _ in range(config.steps_per_epoch):  # Warm-up: one full epoch.
+        next(iterator)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        images = sum(int(next(iterator)[0].shape[0]) for _ in range(batches))
+        rates.append(images / (time.perf_counter() - start))
+    return rates
+
+
+def with_flags(config, **values):
+    return dataclasses.replace(config, flags={**config.flags, **values})
+
+
+def synthetic_batch(config, arrays):
+    rng = np.random.default_rng(0)
+    shape = (config.flags["batch_size"], *arrays.x_train.shape[1:])
+    return (rng.standard_normal(shape).astype("float32"),
+            rng.integers(0, len(arrays.classes), shape[0]).astype("int32"))
+
+
+def model_rates(model, x, y, steps, repeats):
+    """Images/s of `train_on_batch` on one batch: `repeats` timings of `steps` steps."""
+    model.train_on_batch(x, y)  # Compile.
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            logs = model.train_on_batch(x, y)
+        float(np.asarray(logs[0] if isinstance(logs, (list, tuple)) else logs))
+        rates.append(steps * len(x) / (time.perf_counter() - start))
+    return rates
+
+
+def fit_seconds(model, dataset, steps):
+    start = time.perf_counter()
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    return time.perf_counter() - start
+
+
+def end_to_end_ratios(model, pipeline, synthetic, steps, repeats):
+    """fit time on the pipeline / on synthetic data, per interleaved pair."""
+    fit_seconds(model, pipeline, 1)  # Compile and warm both inputs.
+    fit_seconds(model, synthetic, 1)
+    ratios = []
+    for repeat in range(repeats):
+        # Alternate which goes first, so that drift does not favour one.
+        if repeat % 2:
+            real = fit_seconds(model, pipeline, steps)
+            fake = fit_seconds(model, synthetic, steps)
+        else:
+            fake = fit_seconds(model, synthetic, steps)
+            real = fit_seconds(model, pipeline, steps)
+        ratios.append(real / fake)
+    return ratios
+
+
+def main(argv):
+    if len(argv) > 1:
+        config_lib.fail(f"unexpected arguments {argv[1:]}: every option is a --flag")
+    batches, steps, repeats = FLAGS.batches, FLAGS.model_steps, FLAGS.repeats
+    for name, value in (("batches", batches), ("model_steps", steps), ("repeats", repeats)):
+        if value < 1:
+            config_lib.fail(f"--{name}: must be >= 1, received {value}")
+    config = runner_config()
+    arrays, decode_seconds = decode_pass(config)
+    decoded = len(arrays.y_train) + len(arrays.y_test)
+    augmented = pipeline_rates(arrays, config, batches, repeats)
+    plain = pipeline_rates(arrays, with_flags(config, augment=False), batches, repeats)
+
+    import keras
+    import tensorflow as tf
+
+    from experiments import train
+
+    train.set_up(config)
+    x, y = synthetic_batch(config, arrays)
+    shape, classes = arrays.x_train.shape[1:], len(arrays.classes)
+    rates = {}
+    for jit in (True, False):
+        model = train.build_model(with_flags(config, jit_compile=jit), shape, classes)
+        rates[jit] = model_rates(model, x, y, steps, repeats)
+    auto = train.build_model(with_flags(config, jit_compile=None), shape, classes)
+    synthetic = tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(tf.data.AUTOTUNE)
+    pipeline = data.make_datasets(arrays, config).train.repeat()
+    ratios = end_to_end_ratios(auto, pipeline, synthetic, steps, repeats)
+
+    batch = config.flags["batch_size"]
+    fastest = max(statistics.median(rates[True]), statistics.median(rates[False]))
+    print("command: python -m benchmarks.input_pipeline " + shlex.join(sys.argv[1:]))
+    print(f"machine: {os.cpu_count()} CPU cores; keras {keras.__version__}, "
+          f"tensorflow {tf.__version__}, backend {keras.backend.backend()}")
+    print(f"data: {len(arrays.y_train):,} training and {len(arrays.y_test):,} test images "
+          f"{'x'.join(map(str, shape))}, batch {batch}, model {config.flags['model']}\n")
+    print(f"decode pass (data.load: read, decode, stats; once per run): {decoded:,} images in "
+          f"{decode_seconds:.1f} s = {decoded / decode_seconds:,.0f} images/s\n")
+    print(f"| images/s (min / median / max of {repeats}) | |")
+    print("|---|---|")
+    print(f"| training pipeline, augmented ({batches} batches after a warm-up epoch) "
+          f"| {spread(augmented)} |")
+    print(f"| training pipeline, no augmentation | {spread(plain)} |")
+    print(f"| model train step, XLA ({steps} steps of train_on_batch) | {spread(rates[True])} |")
+    print(f"| model train step, no XLA (Keras's choice on CPU) | {spread(rates[False])} |")
+    print(f"\npipeline / faster model rate (medians): "
+          f"{statistics.median(augmented) / fastest:,.1f}x (target >= 3x)")
+    print(f"end to end, fit on the pipeline / fit on one synthetic batch, time of {steps} steps "
+          f"(jit_compile auto), {repeats} interleaved pairs: min {min(ratios):.3f}, "
+          f"median {statistics.median(ratios):.3f}, max {max(ratios):.3f}")
+
+
+if __name__ == "__main__":
+    app.run(main)

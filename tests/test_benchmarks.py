@@ -1,0 +1,100 @@
+"""benchmarks 2-4: each script, run as its command on a tiny generated image folder, prints its figures.
+
+The scripts are absl programs (their flags would clash in one process), so each
+runs as a subprocess, at the smallest sizes that exercise every measurement.
+"""
+
+import csv
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from run_helpers import make_image_folder
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUMBER = r"[\d,]+\.?\d*"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("images"), classes=3, train_per_class=8,
+                             test_per_class=2, formats=("png", "jpg"))
+
+
+def run(module, *args, status=0):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    finished = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == status, finished.stdout + finished.stderr[-3000:]
+    return finished.stdout, finished.stderr
+
+
+def numbers(text):
+    return [float(n.replace(",", "")) for n in re.findall(NUMBER, text)]
+
+
+def spread_of(line, label):
+    """(min, median, max) from a Markdown row `| label | a / b / c | ...`."""
+    cells = [c.strip() for c in line.split("|")]
+    index = next(i for i, c in enumerate(cells) if c.startswith(label))
+    low, mid, high = numbers(cells[index + 1])
+    assert 0 < low <= mid <= high, line
+    return low, mid, high
+
+
+def test_input_pipeline_prints_rates_and_their_ratio(folder):
+    out, _ = run("input_pipeline", f"--image_folder={folder}", "--batch_size=4", "--batches=3",
+                 "--model_steps=1", "--repeats=2")
+    assert out.startswith("command: python -m benchmarks.input_pipeline --image_folder=")
+    assert "data: 24 training and 6 test images 32x32x3, batch 4, model simple_cnn" in out
+    assert re.search(rf"decode pass .*: 30 images in {NUMBER} s = {NUMBER} images/s", out)
+    rows = {label: next(line for line in out.splitlines() if line.startswith(f"| {label}"))
+            for label in ("training pipeline, augmented", "training pipeline, no augmentation",
+                          "model train step, XLA", "model train step, no XLA")}
+    medians = {label: spread_of(line, label)[1] for label, line in rows.items()}
+    ratio = float(re.search(rf"pipeline / faster model rate \(medians\): ({NUMBER})x", out)[1]
+                  .replace(",", ""))
+    expected = medians["training pipeline, augmented"] / max(
+        medians["model train step, XLA"], medians["model train step, no XLA"])
+    assert ratio == pytest.approx(expected, rel=0.01, abs=0.06)
+    low, mid, high = map(float, re.search(
+        r"2 interleaved pairs: min (\S+), median (\S+), max (\S+)$", out, re.M).groups())
+    assert 0 < low <= mid <= high
+
+
+def test_runner_overhead_prints_epoch_times_and_ratio(folder):
+    out, _ = run("runner_overhead", f"--image_folder={folder}", "--train_images=12",
+                 "--val_images=3", "--batch_size=4", "--repeats=1", "--epochs=2")
+    assert out.startswith("command: python -m benchmarks.runner_overhead --image_folder=")
+    assert "data: 12 training, 3 validation images; 2 epochs per run" in out
+    assert "runner flags: --batch_size=4" in out
+    line = next(line for line in out.splitlines() if line.startswith("| median epoch seconds"))
+    runner, plain, ratio = (float(c.split(" / ")[1]) for c in line.split("|")[2:5])
+    assert runner > 0 and plain > 0
+    assert ratio == pytest.approx(runner / plain, rel=0.03, abs=0.01)  # one pair: exactly it
+    assert re.search(r"^runner / plain Keras epoch time: min (\S+), median \1, max \1 "
+                     r"\(target <= 1\.03\)$", out, re.M)
+
+
+def test_time_to_accuracy_reads_the_runs_history(folder, tmp_path):
+    out, _ = run("time_to_accuracy", f"--image_folder={folder}", "--train_subset=12",
+                 "--epochs=2", "--target_accuracy=0.01", "--runner_flags=--batch_size=4",
+                 f"--keep_dir={tmp_path}")
+    with open(tmp_path / "time_to_accuracy" / "history.csv", newline="") as f:
+        history = list(csv.DictReader(f))
+    assert len(history) == 2
+    assert "runner: python -m experiments.run " in out and "--train_subset=12" in out
+    rows = [line for line in out.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert [row.split("|")[1].strip() for row in rows] == ["1", "2"]  # one row per epoch
+    assert numbers(rows[1].split("|")[4]) == [round(float(history[1]["val_accuracy"]), 4)]
+    first = float(history[0]["epoch_seconds"])
+    seconds = float(re.search(r"reached at the end of epoch 1 of 2, after (\S+) s", out)[1])
+    assert seconds == pytest.approx(first, abs=0.06)
+
+
+def test_time_to_accuracy_rejects_a_bad_target_in_one_line(folder):
+    _, err = run("time_to_accuracy", f"--image_folder={folder}", "--target_accuracy=1.5",
+                 status=2)
+    assert err.strip() == "error: --target_accuracy: must be in (0, 1], received 1.5"
