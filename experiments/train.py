@@ -26,7 +26,7 @@ import sys
 import time
 
 import keras
-from kschedules.callbacks import LearningRateLogger
+from kschedules import LearningRateLogger
 
 from experiments import models
 from experiments.schedules import build_schedule
