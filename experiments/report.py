@@ -376,10 +376,6 @@ def _schedule(group):
     return group.flags.get("schedule")
 
 
-def _uses_warmup(group):
-    return float(group.flags.get("warmup_epochs") or 0) > 0
-
-
 # ----------------------------------------------------------------------------
 # The written comparison: every number is a table cell, copied.
 

@@ -582,6 +582,9 @@ def parse_args(argv):
 
 def main(argv=None, call=subprocess.call):
     options, exercises, passthrough = parse_args(sys.argv[1:] if argv is None else argv)
+    # TensorFlow's C++ start-up lines, repeated for every run, drown the progress lines;
+    # the trainings inherit this unless the user set their own level.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     needs_lr = any(e != "warmup" for e in exercises)
     try:
         for exercise in exercises:  # arithmetic errors before anything runs
