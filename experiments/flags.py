@@ -118,7 +118,7 @@ def define_preview_flags():
     flags.DEFINE_integer("train_size", None, "Training images per epoch. Default: --train_subset, "
                          "else the number of images in --image_folder/train, else the size "
                          "of --dataset's training split (50,000 for CIFAR-10).")
-    flags.DEFINE_string("preview_dir", "lr_preview", "Folder for <run_name>.png and <run_name>.csv.")
+    flags.DEFINE_string("preview_dir", "logs/preview", "Folder for <run_name>.png and <run_name>.csv.")
     PREVIEW_FLAGS.extend(["train_size", "preview_dir"])
 
 
