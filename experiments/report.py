@@ -226,6 +226,13 @@ def run_stats(run, target, early_epochs):
     )
 
 
+def largest_val_fall(history):
+    """Largest drop of validation accuracy from one epoch to the next (>= 0; 0 for < 2 epochs)."""
+    accs = [r["val_accuracy"] for r in history]
+    falls = [a - b for a, b in zip(accs, accs[1:]) if math.isfinite(a - b)]
+    return max([0.0] + falls)
+
+
 def default_target(runs, fraction=DEFAULT_TARGET_FRACTION):
     """`fraction` of the highest best validation accuracy among finished runs."""
     bests = [_num(r.summary.get("best_val_accuracy")) for r in runs]
@@ -380,6 +387,9 @@ def _schedule(group):
 # The written comparison: every number is a table cell, copied.
 
 
+FALL = "largest one-epoch fall of val accuracy (points)"
+
+
 @dataclasses.dataclass
 class KeyNumber:
     what: str
@@ -432,6 +442,10 @@ def key_numbers(groups, exercise, target):
         r = _range_number(f"range of final val accuracy over the {len(restarts)} restart configurations (points)", restarts)
         if r:
             rows.append(r)
+        for g in groups:
+            if _schedule(g) in ("cosine", "cosine_restarts"):
+                fall = fmt(_mean([100 * largest_val_fall(run.history) for run in g.runs]), 2)
+                rows.append(KeyNumber(FALL, fall, f"`{g.label}`"))
     if exercise == "poly":
         polys = [g for g in groups if _schedule(g) in ("poly", "linear")]
         r = _range_number(f"range of final val accuracy over the {len(polys)} powers (points)", polys)
@@ -570,8 +584,16 @@ def _exercise_sentences(exercise, groups, cells, numbers):
             best = _by_final_acc(restarts)[0]
             out.append(
                 f"Warm restarts: the best restart setting, `{best.label}`, ended at {acc[best.label]}%; "
-                f"the restart settings span {r.value} points. Each restart lifts the LR back to its peak, "
-                "which shows in curves_restarts.png as a jump in training loss and a dip in validation accuracy."
+                f"the restart settings span {r.value} points."
+            )
+        falls = {row.where.strip("`"): row.value for row in numbers if row.what == FALL}
+        if restarts and cos and falls:
+            worst = max((g for g in restarts), key=lambda g: float(falls[g.label]))
+            out.append(
+                "Each restart lifts the LR back to its peak (curves_restarts.png): the largest one-epoch fall "
+                f"of validation accuracy was {falls[worst.label]} points for `{worst.label}`, against "
+                + ", ".join(f"{falls[g.label]} for `{g.label}`" for g in cos)
+                + " without restarts (mean over seeds)."
             )
     if exercise == "poly":
         polys = _by_final_acc([g for g in groups if _schedule(g) in ("poly", "linear")])

@@ -279,3 +279,26 @@ def test_warmup_exercise_counts_divergence_per_optimizer(tmp_path):
     assert "Caution: every configuration has a single seed" in text
     assert (out / "curves_adam.png").exists() and (out / "curves_sgd.png").exists()
     assert "max loss, epochs 1-2" in text
+
+
+def test_cosine_exercise_measures_the_restart_dips(tmp_path):
+    root = tmp_path / "logs"
+    dirs = [
+        make_run(root, "cosine_seed0", [0.30, 0.45, 0.55, 0.60], [2.0, 1.6, 1.3, 1.1], schedule="cosine"),
+        make_run(root, "restarts_t1_seed0", [0.30, 0.50, 0.42, 0.55], [2.0, 1.5, 1.7, 1.2],
+                 schedule="cosine_restarts", t0=1.0),
+        make_run(root, "restarts_t1_seed1", [0.30, 0.50, 0.46, 0.57], [2.0, 1.5, 1.6, 1.2], seed=1,
+                 schedule="cosine_restarts", t0=1.0),
+    ]
+    assert report.largest_val_fall([{"val_accuracy": v} for v in (0.3, 0.5, 0.42, 0.55)]) == pytest.approx(0.08)
+    assert report.largest_val_fall([{"val_accuracy": v} for v in (0.3, 0.4)]) == 0.0
+    text = open(report.build_report(dirs, str(tmp_path / "o"), exercise="cosine")).read()
+    fall = f"{statistics.mean([8.0, 4.0]):.2f}"
+    assert f"| {report.FALL} | {fall} | `restarts_t1` |" in text
+    assert f"| {report.FALL} | 0.00 | `cosine` |" in text
+    assert (f"the largest one-epoch fall of validation accuracy was {fall} points for `restarts_t1`, "
+            "against 0.00 for `cosine` without restarts") in text
+    comparison = text.split("## Comparison")[1].split("## Theory")[0]
+    tables = text.split("## Results")[1].split("## Figures")[0]
+    assert set(_numbers(comparison)) <= set(re.findall(r"\d+(?:\.\d+)?", tables))
+    assert (tmp_path / "o" / "curves_restarts.png").exists()
