@@ -553,7 +553,7 @@ def parse_args(argv):
     parser.add_argument("--model", choices=runner_flags.MODELS)
     parser.add_argument("--batch_size", type=_positive_int)
     parser.add_argument("--log_dir", default="logs")
-    parser.add_argument("--lr", type=_positive_float, help="base LR of step/cosine/poly (default: LR range test)")
+    parser.add_argument("--lr", type=_positive_float, help="base LR of step/cosine/poly (default: tuned by the LR range test and a constant-LR sweep)")
     parser.add_argument("--higher_lr_factor", type=_positive_float, default=DEFAULT_HIGHER_LR_FACTOR,
                         help="cosine: the higher LR is this times the base LR")
     parser.add_argument("--adam_lr", type=_positive_float, default=DEFAULT_ADAM_LR, help="warmup: Adam's large LR")
@@ -589,7 +589,12 @@ def main(argv=None, call=subprocess.call):
     try:
         for exercise in exercises:  # arithmetic errors before anything runs
             definitions(exercise, options.epochs, lr=1.0, warmup_epochs=options.warmup_epochs)
-        lr, sweep, note = resolve_base_lr(options, passthrough, call) if needs_lr else (None, [], "")
+        try:
+            lr, sweep, note = resolve_base_lr(options, passthrough, call) if needs_lr else (None, [], "")
+        except KeyboardInterrupt:
+            print("\n[suite] interrupted while tuning the LR: run the same command again to resume",
+                  file=sys.stderr)
+            return 130
         runs = plan_runs(exercises, lr, options, passthrough)
         if "step" in exercises:  # the sweep's runs belong to the step study, first
             in_sweep = {r.run_dir for r in sweep}
@@ -608,7 +613,12 @@ def main(argv=None, call=subprocess.call):
             status = "  # finished, will be skipped" if is_finished(run) else ""
             print(" ".join(run.command) + status)
         return 0
-    failed = execute(runs, call=call)
+    try:
+        failed = execute(runs, call=call)
+    except KeyboardInterrupt:
+        print("\n[suite] interrupted: run the same command again to resume (finished runs are skipped, "
+              "the interrupted one continues from its last completed epoch)", file=sys.stderr)
+        return 130
     notes = {e: [note] for e in exercises if e != "warmup" and note}
     notes["warmup"] = [
         f"Deliberately large LRs: Adam {_g(options.adam_lr)}, SGD {_g(options.sgd_lr)}; "

@@ -376,3 +376,12 @@ def test_every_planned_command_passes_the_runners_flag_checks(tmp_path, epochs):
             assert config.flags["epochs"] == epochs and config.flags["seed"] in (0, 1)
     finally:
         FLAGS.unparse_flags()
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path, capsys):
+    def interrupted(command):
+        raise KeyboardInterrupt
+
+    argv = ["--exercise", "poly", "--epochs", "4", "--lr", "0.1", "--log_dir", str(tmp_path / "l")]
+    assert suite.main(argv, call=interrupted) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
