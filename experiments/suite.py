@@ -304,18 +304,30 @@ def _same_value(planned, recorded):
 
 
 def check_finished_run(run):
-    """Raises SuiteError if the finished run at `run.run_dir` used other flags."""
+    """Raises SuiteError if the finished run at `run.run_dir` used other flags.
+
+    Every runner flag is compared: those the plan passes with their planned
+    value, the others with the runner's default (a flag the run recorded as
+    None, because its schedule or optimizer does not read it, is skipped).
+    """
     config = plots.read_run(run.run_dir).config or {}
     recorded = config.get("flags", {})
-    for name, value in _parse_flag_args(run.args).items():
-        if name in ("log_dir",):
+    planned = _parse_flag_args(run.args)
+    for name in runner_flags.RUNNER_FLAGS:
+        if name in ("log_dir", "overwrite", "data_dir"):
             continue
         got = recorded.get(name)
-        if name in ("image_folder", "data_dir") and got is not None:
+        if name in planned:
+            value, origin = planned[name], ""
+        elif got is None:
+            continue
+        else:
+            value, origin = _flag_text(runner_flags.FLAGS[name].default), " (the runner's default)"
+        if name == "image_folder" and got is not None and value != "None":
             value, got = os.path.abspath(value), os.path.abspath(str(got))
         if not _same_value(value, got):
             raise SuiteError(
-                f"suite: {run.run_dir} finished with --{name}={got}, this plan has --{name}={value}; "
+                f"suite: {run.run_dir} finished with --{name}={got}, this plan has --{name}={value}{origin}; "
                 "use another --log_dir (or move that run away)"
             )
 

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from experiments import suite
+from experiments.flags import FLAGS, RUNNER_FLAGS
 
 HEADER = "epoch,learning_rate,loss,accuracy,val_loss,val_accuracy,epoch_seconds"
 
@@ -46,8 +47,10 @@ class FakeRunner:
         assert command[2] == "experiments.run"
         run_dir = os.path.join(flags["log_dir"], flags["run_name"])
         os.makedirs(run_dir, exist_ok=True)
+        recorded = {name: FLAGS[name].default for name in RUNNER_FLAGS}  # like the runner: every flag
+        recorded.update(flags)
         with open(os.path.join(run_dir, "config.json"), "w") as f:
-            json.dump({"flags": flags, "derived": {"train_size": 100}}, f)
+            json.dump({"flags": recorded, "derived": {"train_size": 100}}, f)
         if flags["run_name"].rsplit("_seed", 1)[0] in self.fail_names:
             return 1
         epochs = flags["epochs"]
@@ -215,6 +218,17 @@ def test_finished_run_with_other_flags_is_an_error(tmp_path, capsys):
     assert fake.commands == []
     err = capsys.readouterr().err
     assert "finished with --epochs=4, this plan has --epochs=6" in err
+    # A flag this plan leaves at the runner's default but the finished run changed.
+    assert suite.main(base + ["--epochs", "4", "--model", "resnet20"], call=fake) == 2
+    assert "finished with --model=simple_cnn, this plan has --model=resnet20" in capsys.readouterr().err
+    config_path = os.path.join(log_dir, "poly", "linear_lr0.1_seed0", "config.json")
+    config = json.load(open(config_path))
+    config["flags"].update(train_subset=5000, momentum=None)  # momentum None: not read, not compared
+    json.dump(config, open(config_path, "w"))
+    assert suite.main(base + ["--epochs", "4"], call=fake) == 2
+    assert ("finished with --train_subset=5000, this plan has --train_subset=None (the runner's default)"
+            in capsys.readouterr().err)
+    assert fake.commands == []
 
 
 def test_sweep_candidates_and_choice(tmp_path):
