@@ -10,7 +10,7 @@ weight decay and batch size as `experiments.run`, from the same flags) for
 `--start_lr` to `--stop_lr` (named so because `--end_lr` is the runner's
 flag for poly and linear decay):
 
-    lr_i = start_lr * (end_lr / start_lr) ** (i / (num_steps - 1)),  i = 0 .. num_steps - 1
+    lr_i = start_lr * (stop_lr / start_lr) ** (i / (num_steps - 1)),  i = 0 .. num_steps - 1
 
 and records each step's batch loss. The smoothed loss is the bias-corrected
 exponential moving average
@@ -26,9 +26,11 @@ The test stops early once the smoothed loss exceeds `--divergence_factor`
 (default 4) times its minimum so far, or a loss is not finite.
 
 Suggestion (printed, and saved in lr_find.json with the curve): the learning
-rate at the minimum of the smoothed loss divided by 10, the rule of Smith's
-paper and fastai's `lr_min`; it sits on the falling part of the curve, about
-one decade before the loss turns up. The steepest descent of the smoothed loss
+rate at the minimum of the smoothed loss divided by 10 (fastai's `lr_min`
+rule), a decade below the point where the loss stops improving, on the falling
+part of the curve. The minimum-loss LR itself, which Smith reads as the largest
+LR that still trains, is saved too (`experiments.suite` builds its LR sweep
+around it). The steepest descent of the smoothed loss
 (most negative slope against log lr, between the first tenth of the steps,
 where the average rests on a handful of batches, and the minimum) is reported
 too.
@@ -40,6 +42,7 @@ it trains a clone.
 
 References:
     Smith, "Cyclical Learning Rates for Training Neural Networks", WACV 2017.
+    Howard & Gugger, "Fastai: A Layered API for Deep Learning", Information 2020.
 """
 
 import csv
