@@ -383,11 +383,37 @@ def _schedule(group):
     return group.flags.get("schedule")
 
 
+def _step_roles(groups):
+    """(constant group, base step group) of the step study; either may be None.
+
+    The base step run is x0.1 at 30/60/80% of training; the constant is the
+    one at the same initial LR when there is one (the tuned constant).
+    """
+    const = [g for g in groups if _schedule(g) == "constant"]
+    base = [
+        g for g in groups
+        if _schedule(g) == "step" and float(g.flags.get("factor") or 0) == 0.1
+        and milestones_match(g.flags, (0.3, 0.6, 0.8))
+    ]
+    b = base[0] if base else None
+    if b is not None:
+        const = [g for g in const if g.flags.get("lr") == b.flags.get("lr")] or const
+    return (const[0] if const else None), b
+
+
+def val_change(history, epoch):
+    """Val accuracy after 0-based `epoch` minus after `epoch - 1` (nan when missing)."""
+    if not 1 <= epoch < len(history):
+        return math.nan
+    return history[epoch]["val_accuracy"] - history[epoch - 1]["val_accuracy"]
+
+
 # ----------------------------------------------------------------------------
 # The written comparison: every number is a table cell, copied.
 
 
 FALL = "largest one-epoch fall of val accuracy (points)"
+JUMP = "val accuracy change over the first epoch after the first milestone (points)"
 
 
 @dataclasses.dataclass
@@ -437,6 +463,13 @@ def key_numbers(groups, exercise, target):
         r = _range_number(f"sensitivity: range of final val accuracy over the {len(grid)} step configurations (points)", grid)
         if r:
             rows.append(r)
+        const, base = _step_roles(groups)
+        if base is not None:
+            first = int(str(base.flags["milestones"]).split(",")[0])
+            for g in (base, const):
+                if g is not None:
+                    change = _mean([100 * val_change(run.history, first) for run in g.runs])
+                    rows.append(KeyNumber(JUMP, fmt(change, 2), f"`{g.label}`"))
     if exercise == "cosine":
         restarts = [g for g in groups if _schedule(g) == "cosine_restarts"]
         r = _range_number(f"range of final val accuracy over the {len(restarts)} restart configurations (points)", restarts)
@@ -538,21 +571,20 @@ def _exercise_sentences(exercise, groups, cells, numbers):
     acc = {g.label: cells[g.label].final_acc for g in groups}
     if exercise == "step":
         const = [g for g in groups if _schedule(g) == "constant"]
-        base = [
-            g for g in groups
-            if _schedule(g) == "step" and float(g.flags.get("factor", 0)) == 0.1
-            and milestones_match(g.flags, (0.3, 0.6, 0.8))
-        ]
         if len(const) > 1:
             out.append(
                 "Constant-LR sweep: " + ", ".join(f"`{g.label}` {acc[g.label]}%" for g in _by_final_acc(const))
                 + " final val accuracy."
             )
-        if base:  # compare with the constant run at the step runs' initial LR
-            same_lr = [g for g in const if g.flags.get("lr") == base[0].flags.get("lr")]
-            const = same_lr or const
-        if const and base:
-            c, b = const[0], base[0]
+        c, b = _step_roles(groups)
+        jumps = {row.where.strip("`"): row.value for row in numbers if row.what == JUMP}
+        if b is not None and b.label in jumps:
+            text = (f"At the first drop the validation accuracy changed by {jumps[b.label]} points over the "
+                    f"first epoch at the lower LR for `{b.label}`")
+            if c is not None and c.label in jumps:
+                text += f", against {jumps[c.label]} over the same epoch for the constant LR (`{c.label}`)"
+            out.append(text + " (mean over seeds).")
+        if c is not None and b is not None:
             better = _mean([x.final_val_accuracy for x in b.stats]) > _mean([x.final_val_accuracy for x in c.stats])
             out.append(
                 f"Step decay (`{b.label}`) ended at {acc[b.label]}% against {acc[c.label]}% for "
@@ -693,9 +725,8 @@ def focus_figures(exercise, groups):
     """(file name, title, groups) of the exercise's extra figures."""
     sched = {g.label: _schedule(g) for g in groups}
     if exercise == "step":
-        base = [g for g in groups if sched[g.label] == "constant" or (
-            sched[g.label] == "step" and float(g.flags.get("factor", 0)) == 0.1
-            and milestones_match(g.flags, (0.3, 0.6, 0.8)))]
+        _, base_step = _step_roles(groups)
+        base = [g for g in groups if sched[g.label] == "constant" or g is base_step]
         grid = [g for g in groups if sched[g.label] == "step"]
         return [("curves_base.png", "constant vs step decay", base),
                 ("curves_challenge.png", "step decay: factor x milestones", grid)]

@@ -234,7 +234,7 @@ def _step_exercise(root):
             final = 0.50 + 0.03 * i + 0.01 * seed
             finals.setdefault((factor, milestones), []).append(final)
             dirs.append(make_run(root, f"step_{factor}_{milestones.replace(',', '-')}_seed{seed}",
-                                 [0.2] * 9 + [final], [2.0 - 0.1 * e for e in range(10)], seed=seed,
+                                 [0.2] * 3 + [0.35] * 6 + [final], [2.0 - 0.1 * e for e in range(10)], seed=seed,
                                  schedule="step", factor=factor, milestones=milestones))
     return dirs, finals
 
@@ -248,6 +248,11 @@ def test_step_exercise_sensitivity_and_figures(tmp_path):
     assert f"range of final val accuracy over the 4 step configurations (points) | {expected} |" in text
     assert f"ranges over {expected} points" in text
     assert "Step decay (`step_0.1_3-6-8`) ended at" in text  # 3,6,8 of 10 epochs = 30/60/80%
+    # First milestone 3: val accuracy after (0-based) epoch 3 minus after epoch 2, in points.
+    assert f"| {report.JUMP} | 15.00 | `step_0.1_3-6-8` |" in text  # 0.20 -> 0.35
+    assert f"| {report.JUMP} | 0.00 | `constant` |" in text  # 0.40 -> 0.40
+    assert ("At the first drop the validation accuracy changed by 15.00 points over the first epoch at the lower "
+            "LR for `step_0.1_3-6-8`, against 0.00 over the same epoch for the constant LR (`constant`)") in text
     assert "## Theory" in text and "noise" in text.split("## Theory")[1]
     for png in ("curves_base.png", "curves_challenge.png", "early_loss.png"):
         assert (out / png).exists()
