@@ -2,7 +2,7 @@
 
     python -m experiments.lr_find --image_folder=PATH --train_subset=5000 [--model=simple_cnn]
         [--optimizer=sgd] [--batch_size=128] [--start_lr=1e-5] [--stop_lr=10] [--num_steps=200]
-        [--out=lr_find] [--overwrite]
+        [--out=logs/lr_find] [--overwrite]
 
 Trains a copy of the runner's model (same data pipeline, model, optimizer,
 weight decay and batch size as `experiments.run`, from the same flags) for
@@ -265,7 +265,7 @@ def define_flags():
     flags.DEFINE_float("smoothing", DEFAULT_SMOOTHING, "beta of the loss moving average, in [0, 1).")
     flags.DEFINE_float("divergence_factor", DEFAULT_DIVERGENCE_FACTOR,
                        "Stop once the smoothed loss exceeds this times its minimum, > 1.")
-    flags.DEFINE_string("out", "lr_find", "Folder for lr_find.json, lr_find.csv and lr_find.png.")
+    flags.DEFINE_string("out", "logs/lr_find", "Folder for lr_find.json, lr_find.csv and lr_find.png.")
 
 
 def _epochs_of_batches(pipelines):
