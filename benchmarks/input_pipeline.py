@@ -4,8 +4,8 @@ The runner's data path (`experiments.data`) has two stages:
 
 1. Decode pass, once per run: every image the run uses (training images, or
    the `--train_subset`, and the test split) is read and decoded into uint8
-   arrays in memory (`data.load`). This is the "cache": later epochs never
-   touch the files again.
+   arrays in memory (`data.load`, Pillow in threads). This is the "cache":
+   later epochs never touch the files again.
 2. Per epoch (`data.make_datasets`): a seeded permutation, batching, gather,
    augmentation of whole batches (pad + random crop, flip), normalisation,
    prefetch, all in tf.data.
@@ -24,6 +24,10 @@ Measured, and printed as Markdown with the command that made them:
 * end to end: `model.fit` on the real pipeline against `model.fit` on one
   in-memory synthetic batch repeated, interleaved pairs of `--model_steps`
   steps: the time ratio shows directly whether training waits for data.
+
+Where TensorFlow is not installed (the GPU machine runs Keras on JAX), the
+tf.data measurements say "skipped" and the rest is measured: the model rate
+on the Keras backend in use (XLA only: JAX always compiles).
 
 Every flag of the runner applies (--image_folder, --train_subset, --batch_size,
 --model, --augment, --seed, ...); the pipeline is built from the runner's own
@@ -95,11 +99,11 @@ def with_flags(config, **values):
     return dataclasses.replace(config, flags={**config.flags, **values})
 
 
-def synthetic_batch(config, arrays):
+def synthetic_batch(config, image_shape, classes):
     rng = np.random.default_rng(0)
-    shape = (config.flags["batch_size"], *arrays.x_train.shape[1:])
+    shape = (config.flags["batch_size"], *image_shape)
     return (rng.standard_normal(shape).astype("float32"),
-            rng.integers(0, len(arrays.classes), shape[0]).astype("int32"))
+            rng.integers(0, classes, shape[0]).astype("int32"))
 
 
 def model_rates(model, x, y, steps, repeats):
@@ -138,6 +142,20 @@ def end_to_end_ratios(model, pipeline, synthetic, steps, repeats):
     return ratios
 
 
+def tensorflow_missing(error):
+    return isinstance(error, ModuleNotFoundError) and (error.name or "").startswith("tensorflow")
+
+
+def folder_shape(config):
+    """(image shape, classes) from the folder's listing and first image (no TensorFlow)."""
+    from PIL import Image
+
+    folder = data.list_image_folder(config.flags["image_folder"])
+    with Image.open(folder.train_files[0]) as image:
+        shape = np.asarray(image.convert("RGB")).shape
+    return shape, len(folder.classes)
+
+
 def main(argv):
     if len(argv) > 1:
         config_lib.fail(f"unexpected arguments {argv[1:]}: every option is a --flag")
@@ -146,49 +164,90 @@ def main(argv):
         if value < 1:
             config_lib.fail(f"--{name}: must be >= 1, received {value}")
     config = runner_config()
-    arrays, decode_seconds = decode_pass(config)
-    decoded = len(arrays.y_train) + len(arrays.y_test)
-    augmented = pipeline_rates(arrays, config, batches, repeats)
-    plain = pipeline_rates(arrays, with_flags(config, augment=False), batches, repeats)
+    result = {"batches": batches, "steps": steps, "repeats": repeats}
+    arrays = None
+    try:  # The decode pass and the pipeline are TensorFlow (tf.io, tf.data).
+        loaded, result["decode_seconds"] = decode_pass(config)
+        result["sizes"] = (len(loaded.y_train), len(loaded.y_test))
+        result["augmented"] = pipeline_rates(loaded, config, batches, repeats)
+        result["plain"] = pipeline_rates(loaded, with_flags(config, augment=False), batches,
+                                         repeats)
+        arrays = loaded
+    except ModuleNotFoundError as error:
+        if not tensorflow_missing(error):
+            raise
+    shape, classes = ((arrays.x_train.shape[1:], len(arrays.classes)) if arrays is not None
+                      else folder_shape(config))
 
     import keras
-    import tensorflow as tf
 
     from experiments import train
 
     train.set_up(config)
-    x, y = synthetic_batch(config, arrays)
-    shape, classes = arrays.x_train.shape[1:], len(arrays.classes)
-    rates = {}
-    for jit in (True, False):
+    x, y = synthetic_batch(config, shape, classes)
+    # Without XLA only on TensorFlow (Keras's choice there on a CPU); JAX always compiles.
+    choices = (True, False) if keras.backend.backend() == "tensorflow" else (True,)
+    result["model"] = {}
+    for jit in choices:
         model = train.build_model(with_flags(config, jit_compile=jit), shape, classes)
-        rates[jit] = model_rates(model, x, y, steps, repeats)
-    auto = train.build_model(with_flags(config, jit_compile=None), shape, classes)
-    synthetic = tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(tf.data.AUTOTUNE)
-    pipeline = data.make_datasets(arrays, config).train.repeat()
-    ratios = end_to_end_ratios(auto, pipeline, synthetic, steps, repeats)
+        result["model"][jit] = model_rates(model, x, y, steps, repeats)
+    if arrays is not None:
+        import tensorflow as tf
 
-    batch = config.flags["batch_size"]
-    fastest = max(statistics.median(rates[True]), statistics.median(rates[False]))
+        auto = train.build_model(with_flags(config, jit_compile=None), shape, classes)
+        synthetic = tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(tf.data.AUTOTUNE)
+        pipeline = data.make_datasets(arrays, config).train.repeat()
+        result["end_to_end"] = end_to_end_ratios(auto, pipeline, synthetic, steps, repeats)
+    report(config, shape, result)
+
+
+def report(config, shape, result):
+    import keras
+
+    try:
+        import tensorflow as tf
+
+        tf_version = tf.__version__
+    except ModuleNotFoundError:
+        tf_version = "not installed"
+    repeats, steps, batches = result["repeats"], result["steps"], result["batches"]
     print("command: python -m benchmarks.input_pipeline " + shlex.join(sys.argv[1:]))
     print(f"machine: {os.cpu_count()} CPU cores; keras {keras.__version__}, "
-          f"tensorflow {tf.__version__}, backend {keras.backend.backend()}")
-    print(f"data: {len(arrays.y_train):,} training and {len(arrays.y_test):,} test images "
-          f"{'x'.join(map(str, shape))}, batch {batch}, model {config.flags['model']}\n")
-    print(f"decode pass (data.load: read, decode, stats; once per run): {decoded:,} images in "
-          f"{decode_seconds:.1f} s = {decoded / decode_seconds:,.0f} images/s\n")
+          f"tensorflow {tf_version}, backend {keras.backend.backend()}")
+    size = "x".join(map(str, shape))
+    print(f"data: {size} images, batch {config.flags['batch_size']}, "
+          f"model {config.flags['model']}")
+    skipped = "skipped (TensorFlow: tf.io and tf.data; TensorFlow is not installed)"
+    if "sizes" in result:
+        train_size, test_size = result["sizes"]
+        decoded = train_size + test_size
+        print(f"decode pass (data.load: read, decode, stats; once per run): {train_size:,} "
+              f"training + {test_size:,} test = {decoded:,} images in "
+              f"{result['decode_seconds']:.1f} s = "
+              f"{decoded / result['decode_seconds']:,.0f} images/s")
+    else:
+        print(f"decode pass: {skipped}")
+    if "augmented" not in result:
+        print(f"training pipeline: {skipped}")
+    print()
     print(f"| images/s (min / median / max of {repeats}) | |")
     print("|---|---|")
-    print(f"| training pipeline, augmented ({batches} batches after a warm-up epoch) "
-          f"| {spread(augmented)} |")
-    print(f"| training pipeline, no augmentation | {spread(plain)} |")
-    print(f"| model train step, XLA ({steps} steps of train_on_batch) | {spread(rates[True])} |")
-    print(f"| model train step, no XLA (Keras's choice on CPU) | {spread(rates[False])} |")
-    print(f"\npipeline / faster model rate (medians): "
-          f"{statistics.median(augmented) / fastest:,.1f}x (target >= 3x)")
-    print(f"end to end, fit on the pipeline / fit on one synthetic batch, time of {steps} steps "
-          f"(jit_compile auto), {repeats} interleaved pairs: min {min(ratios):.3f}, "
-          f"median {statistics.median(ratios):.3f}, max {max(ratios):.3f}")
+    if "augmented" in result:
+        print(f"| training pipeline, augmented ({batches} batches after a warm-up epoch) "
+              f"| {spread(result['augmented'])} |")
+        print(f"| training pipeline, no augmentation | {spread(result['plain'])} |")
+    model = result["model"]
+    print(f"| model train step, XLA ({steps} steps of train_on_batch) | {spread(model[True])} |")
+    if False in model:
+        print(f"| model train step, no XLA (Keras's choice on CPU) | {spread(model[False])} |")
+    if "augmented" in result:
+        fastest = max(statistics.median(rates) for rates in model.values())
+        print(f"\npipeline / faster model rate (medians): "
+              f"{statistics.median(result['augmented']) / fastest:,.1f}x (target >= 3x)")
+        ratios = result["end_to_end"]
+        print(f"end to end, fit on the pipeline / fit on one synthetic batch, time of {steps} "
+              f"steps (jit_compile auto), {repeats} interleaved pairs: min {min(ratios):.3f}, "
+              f"median {statistics.median(ratios):.3f}, max {max(ratios):.3f}")
 
 
 if __name__ == "__main__":

@@ -15,9 +15,12 @@ validation stays cheap on a CPU. Every run trains `--epochs` epochs (3 unless
 given); the first (compilation, warm-up) is left out. An epoch's time is the
 interval between two consecutive epoch ends, as seen by a timing callback
 placed after all the runner's callbacks (so backups and logs written at an
-epoch's end count), and in the same way for the plain script. Per pair: the runner's median epoch
-time / the plain script's. Printed as Markdown with the command that made
-them; target <= 1.03.
+epoch's end count), and in the same way for the plain script. Per pair: the
+runner's median epoch time / the plain script's; target <= 1.03. On a noisy
+machine that ratio spreads widely, so the time spent inside the runner's
+callbacks (each hook timed) is printed too: the cost of the callbacks and
+logging themselves, as a share of the epoch. Printed as Markdown with the
+command that made them.
 
 Runner flags (--batch_size, --model, --schedule, ...) apply to both sides.
 
@@ -67,14 +70,42 @@ def link_subset(source, destination, train_images, val_images, seed):
 
 
 class EpochClock(keras.callbacks.Callback):
-    """Records the time of each epoch's end."""
+    """Records each epoch's end, and the time spent in other callbacks' hooks per epoch.
+
+    `time_hooks(callback)` wraps that callback's per-epoch and per-batch hooks;
+    the time inside them is summed per epoch (an epoch's hooks run between the
+    previous epoch's end and this one's, this clock coming last).
+    """
+
+    HOOKS = ("on_epoch_begin", "on_epoch_end", "on_train_batch_begin", "on_train_batch_end",
+             "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end")
 
     def __init__(self):
         super().__init__()
         self.ends = []
+        self.hook_seconds = []  # Per epoch: {callback class: seconds in its hooks}.
+        self._in_hooks = {}
+
+    def time_hooks(self, callback):
+        for name in self.HOOKS:
+            setattr(callback, name, self._timed(type(callback).__name__,
+                                                getattr(callback, name)))
+
+    def _timed(self, owner, method):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self._in_hooks[owner] = (self._in_hooks.get(owner, 0.0)
+                                         + time.perf_counter() - start)
+
+        return timed
 
     def on_epoch_end(self, epoch, logs=None):
         self.ends.append(time.perf_counter())
+        self.hook_seconds.append(self._in_hooks)
+        self._in_hooks = {}
 
 
 def epoch_seconds(clock):
@@ -84,11 +115,14 @@ def epoch_seconds(clock):
 
 @contextlib.contextmanager
 def clock_appended_to_fit(clock):
-    """Appends `clock` to the callbacks of every `keras.Model.fit` call inside."""
+    """Inside: every `keras.Model.fit` call gets `clock` last, timing the other callbacks."""
     original = keras.Model.fit
 
     def fit(self, *args, callbacks=None, **kwargs):
-        return original(self, *args, callbacks=[*(callbacks or []), clock], **kwargs)
+        callbacks = list(callbacks or [])
+        for callback in callbacks:
+            clock.time_hooks(callback)
+        return original(self, *args, callbacks=[*callbacks, clock], **kwargs)
 
     keras.Model.fit = fit
     try:
@@ -98,7 +132,7 @@ def clock_appended_to_fit(clock):
 
 
 def runner_run(argv, log_dir, name):
-    """(epoch seconds, wall seconds) of one `experiments.run` call."""
+    """(epoch seconds, wall seconds, callback seconds per epoch) of one `experiments.run` call."""
     clock = EpochClock()
     start = time.perf_counter()
     with clock_appended_to_fit(clock), contextlib.redirect_stdout(io.StringIO()) as printed:
@@ -107,7 +141,7 @@ def runner_run(argv, log_dir, name):
     wall = time.perf_counter() - start
     if status != 0:
         raise RuntimeError(f"experiments.run exited with {status}:\n{printed.getvalue()[-2000:]}")
-    return epoch_seconds(clock), wall
+    return epoch_seconds(clock), wall, clock.hook_seconds[1:]
 
 
 def plain_keras_run(argv):
@@ -117,7 +151,7 @@ def plain_keras_run(argv):
     config = config_lib.build_config(runner_flags.FLAGS)
     arrays = data.load(config)
     seconds = plain_keras_fit(config, arrays)
-    return seconds, time.perf_counter() - start
+    return seconds, time.perf_counter() - start, None
 
 
 def plain_keras_fit(config, arrays):
@@ -180,10 +214,13 @@ def main(argv):
 
 
 def report(command, forwarded, epochs, repeats, train_images, val_images, results):
-    medians = {k: [statistics.median(s) for s, _ in v] for k, v in results.items()}
-    walls = {k: [w for _, w in v] for k, v in results.items()}
+    medians = {k: [statistics.median(r[0]) for r in v] for k, v in results.items()}
+    walls = {k: [r[1] for r in v] for k, v in results.items()}
+    per_epoch = [epochs for r in results["runner"] for epochs in r[2]]
+    hooks = [statistics.median(sum(e.values()) for e in r[2]) for r in results["runner"]]
     ratios = [r / p for r, p in zip(medians["runner"], medians["plain"])]
     wall_ratios = [r / p for r, p in zip(walls["runner"], walls["plain"])]
+    shares = [h / e for h, e in zip(hooks, medians["runner"])]
     print("command: python -m benchmarks.runner_overhead " + command)
     print(f"machine: {os.cpu_count()} CPU cores; keras {keras.__version__}, "
           f"backend {keras.backend.backend()}")
@@ -196,6 +233,11 @@ def report(command, forwarded, epochs, repeats, train_images, val_images, result
           f"| {spread(ratios, 3)} |")
     print(f"| whole run seconds (start-up, decode, compile, files) | {spread(walls['runner'])} "
           f"| {spread(walls['plain'])} | {spread(wall_ratios, 3)} |")
+    print(f"| seconds per epoch inside the runner's callbacks | {spread(hooks, 3)} | none "
+          f"| {spread(shares, 4)} of the runner's epoch |")
+    for owner in sorted({name for epoch in per_epoch for name in epoch}):
+        seconds = [epoch.get(owner, 0.0) for epoch in per_epoch]
+        print(f"| of which {owner} (min / median / max over epochs) | {spread(seconds, 3)} | | |")
     print(f"\nrunner / plain Keras epoch time: min {min(ratios):.3f}, median "
           f"{statistics.median(ratios):.3f}, max {max(ratios):.3f} (target <= 1.03)")
 

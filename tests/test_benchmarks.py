@@ -20,7 +20,7 @@ NUMBER = r"[\d,]+\.?\d*"
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("images"), classes=3, train_per_class=8,
-                             test_per_class=2, formats=("png", "jpg"))
+                             test_per_class=2, formats=("png", "jpg"), size=16)
 
 
 def run(module, *args, status=0):
@@ -46,10 +46,11 @@ def spread_of(line, label):
 
 def test_input_pipeline_prints_rates_and_their_ratio(folder):
     out, _ = run("input_pipeline", f"--image_folder={folder}", "--batch_size=4", "--batches=3",
-                 "--model_steps=1", "--repeats=2")
+                 "--model_steps=1", "--repeats=1")
     assert out.startswith("command: python -m benchmarks.input_pipeline --image_folder=")
-    assert "data: 24 training and 6 test images 32x32x3, batch 4, model simple_cnn" in out
-    assert re.search(rf"decode pass .*: 30 images in {NUMBER} s = {NUMBER} images/s", out)
+    assert "data: 16x16x3 images, batch 4, model simple_cnn" in out
+    assert re.search(rf"decode pass .*: 24 training \+ 6 test = 30 images in {NUMBER} s = "
+                     rf"{NUMBER} images/s", out)
     rows = {label: next(line for line in out.splitlines() if line.startswith(f"| {label}"))
             for label in ("training pipeline, augmented", "training pipeline, no augmentation",
                           "model train step, XLA", "model train step, no XLA")}
@@ -60,8 +61,27 @@ def test_input_pipeline_prints_rates_and_their_ratio(folder):
         medians["model train step, XLA"], medians["model train step, no XLA"])
     assert ratio == pytest.approx(expected, rel=0.01, abs=0.06)
     low, mid, high = map(float, re.search(
-        r"2 interleaved pairs: min (\S+), median (\S+), max (\S+)$", out, re.M).groups())
+        r"1 interleaved pairs: min (\S+), median (\S+), max (\S+)$", out, re.M).groups())
     assert 0 < low <= mid <= high
+
+
+def test_input_pipeline_without_tensorflow_measures_the_model_on_jax(folder):
+    # The GPU machine has Keras on JAX and no TensorFlow: tf.data parts say skipped.
+    child = ("import runpy, sys; sys.modules['tensorflow'] = None; "
+             "sys.argv = ['input_pipeline', *sys.argv[1:]]; "
+             "runpy.run_module('benchmarks.input_pipeline', run_name='__main__')")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    finished = subprocess.run(
+        [sys.executable, "-c", child, f"--image_folder={folder}", "--batch_size=4",
+         "--model_steps=1", "--repeats=1"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300)
+    out = finished.stdout
+    assert finished.returncode == 0, out + finished.stderr[-3000:]
+    assert "tensorflow not installed, backend jax" in out
+    assert "training pipeline: skipped (TensorFlow: tf.io and tf.data" in out
+    assert re.search(rf"^\| model train step, XLA \(1 steps of train_on_batch\) \| {NUMBER} / ",
+                     out, re.M)
+    assert "no XLA" not in out and "pipeline / faster" not in out
 
 
 def test_runner_overhead_prints_epoch_times_and_ratio(folder):
@@ -74,6 +94,11 @@ def test_runner_overhead_prints_epoch_times_and_ratio(folder):
     runner, plain, ratio = (float(c.split(" / ")[1]) for c in line.split("|")[2:5])
     assert runner > 0 and plain > 0
     assert ratio == pytest.approx(runner / plain, rel=0.03, abs=0.01)  # one pair: exactly it
+    hooks = next(line for line in out.splitlines() if line.startswith("| seconds per epoch inside"))
+    seconds, share = spread_of(hooks, "seconds per epoch")[1], numbers(hooks.split("|")[4])[1]
+    assert share == pytest.approx(seconds / runner, rel=0.05, abs=2e-4)
+    for callback in ("AtomicBackupAndRestore", "EpochRecorder", "LearningRateLogger", "TensorBoard"):
+        assert f"| of which {callback} (min / median / max over epochs) | " in out
     assert re.search(r"^runner / plain Keras epoch time: min (\S+), median \1, max \1 "
                      r"\(target <= 1\.03\)$", out, re.M)
 
