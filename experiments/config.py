@@ -10,10 +10,16 @@ here:
     decay_steps       = total_steps - warmup_steps         (decaying schedules)
     boundaries        = milestone * steps_per_epoch - warmup_steps   (step)
     first_decay_steps = round(t0 * steps_per_epoch)         (cosine_restarts)
+    lr_scale          = batch_size / reference_batch_size   (--lr_scaling=linear)
+                      = sqrt(batch_size / reference_batch_size)        (sqrt)
+                      = 1                                              (none)
 
 The schedule after warmup runs on its own clock (step - warmup_steps), so the
 step boundaries are shifted back by the warmup: a milestone stays at its
-absolute epoch. This module imports neither TensorFlow nor Keras.
+absolute epoch. Every LR flag (--lr, --min_lr, --end_lr, --warmup_start_lr) is
+multiplied by lr_scale (`Config.effective`), so the whole LR curve scales and
+its shape is the reference batch's. This module imports neither TensorFlow nor
+Keras.
 """
 
 import dataclasses
@@ -25,6 +31,8 @@ import sys
 from experiments import data
 from experiments import flags as flag_defs
 
+# The flags that hold learning rates (all scaled by --lr_scaling).
+LR_FLAGS = ("lr", "min_lr", "end_lr", "warmup_start_lr")
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
@@ -52,7 +60,9 @@ class Config:
         steps_per_epoch, total_steps, warmup_steps, decay_steps: in steps.
         boundaries: step schedules: inner-schedule boundaries (see module doc).
         first_decay_steps: cosine_restarts: the first cycle in steps.
-        num_replicas: devices the global batch is split over.
+        num_replicas: devices the global batch is split over (all workers).
+        num_workers: processes (machines) of --strategy=multi_worker, else 1.
+        lr_scale: the factor --lr_scaling applies to every LR flag.
     The flags are also readable as attributes: `config.lr`.
     """
 
@@ -68,6 +78,8 @@ class Config:
     boundaries: tuple = ()
     first_decay_steps: int | None = None
     num_replicas: int = 1
+    num_workers: int = 1
+    lr_scale: float = 1.0
 
     def __getattr__(self, name):
         flags = self.__dict__.get("flags", {})
@@ -78,6 +90,11 @@ class Config:
     @property
     def run_dir(self):
         return os.path.join(self.flags["log_dir"], self.flags["run_name"])
+
+    def effective(self, name):
+        """The LR flag `name` times `lr_scale` (None for a flag this run does not read)."""
+        value = self.flags[name]
+        return None if value is None else value * self.lr_scale
 
     def derived(self):
         """The values computed from the flags, for config.json."""
@@ -92,7 +109,12 @@ class Config:
             "boundaries": list(self.boundaries),
             "first_decay_steps": self.first_decay_steps,
             "num_replicas": self.num_replicas,
+            "num_workers": self.num_workers,
             "per_replica_batch_size": self.flags["batch_size"] // self.num_replicas,
+            "lr_scale": self.lr_scale,
+            "effective_lr": self.effective("lr"),
+            "effective_lr_flags": {name: self.effective(name) for name in LR_FLAGS
+                                   if self.flags[name] is not None},
         }
 
 
@@ -111,6 +133,7 @@ def build_config(flag_values, train_size=None):
     values = {name: flag_values[name].value for name in flag_defs.RUNNER_FLAGS}
     present = {name for name in flag_defs.RUNNER_FLAGS if flag_values[name].present}
     _check_basic(values, present)
+    lr_scale = _lr_scale(values, present)
     sizes = _data_sizes(values, train_size)
     spe = math.ceil(sizes["train"] / values["batch_size"])
     total = values["epochs"] * spe
@@ -123,7 +146,8 @@ def build_config(flag_values, train_size=None):
         flags=values, command_line=_given(flag_values, present), train_size=sizes["train"],
         val_size=sizes["test"], num_classes=sizes["classes"], steps_per_epoch=spe,
         total_steps=total, warmup_steps=warmup, decay_steps=total - warmup,
-        boundaries=boundaries, first_decay_steps=first_decay)
+        boundaries=boundaries, first_decay_steps=first_decay,
+        lr_scale=lr_scale)
 
 
 def _given(flag_values, present):
@@ -201,6 +225,19 @@ def _data_sizes(v, train_size):
         _require(train_size >= 1, "train_size", f"must be >= 1, received {train_size}")
         available["train"] = train_size
     return available
+
+
+def _lr_scale(v, present):
+    """--lr_scaling's factor (checks --reference_batch_size)."""
+    rule, reference = v["lr_scaling"], v["reference_batch_size"]
+    if rule == "none":
+        _require("reference_batch_size" not in present, "reference_batch_size",
+                 "is only used with --lr_scaling=linear or sqrt")
+        v["reference_batch_size"] = None
+        return 1.0
+    _require(reference >= 1, "reference_batch_size", f"must be >= 1, received {reference}")
+    ratio = v["batch_size"] / reference
+    return ratio if rule == "linear" else math.sqrt(ratio)
 
 
 def _check_warmup(v, present, warmup_steps, total_steps, spe):
@@ -300,8 +337,10 @@ def _fmt(value):
 
 
 def default_run_name(v, present):
-    """`<schedule>_lr<lr>[_<schedule values>][_w..]_<optimizer>_<model>_e<epochs>..._s<seed>`."""
+    """`<schedule>_lr<lr>[_<rule>-ref<b>][_<schedule values>][_w..]_<optimizer>_<model>_e<epochs>..._s<seed>`."""
     parts = [v["schedule"], f"lr{_fmt(v['lr'])}"]
+    if v["lr_scaling"] != "none":
+        parts.append(f"{v['lr_scaling']}-ref{v['reference_batch_size']}")
     keys = {"milestones": "m", "factor": "f", "min_lr": "min", "t0": "t", "t_mult": "tm",
             "m_mul": "mm", "power": "p", "end_lr": "end"}
     for name in flag_defs.SCHEDULE_FLAGS[v["schedule"]]:
@@ -322,6 +361,8 @@ def default_run_name(v, present):
             parts.append(key + (v[name] if isinstance(v[name], str) else _fmt(v[name])))
     if v["nesterov"]:
         parts.append("nesterov")
+    if v["strategy"] != "default":
+        parts.append(v["strategy"])
     if not v["augment"]:
         parts.append("noaug")
     parts.append(f"s{v['seed']}")

@@ -17,6 +17,8 @@ SCHEDULES = ("constant", "step", "cosine", "cosine_restarts", "linear", "poly")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 MODELS = ("simple_cnn", "resnet20")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+LR_SCALINGS = ("none", "linear", "sqrt")
 
 # --lr when not given: the usual peak rate of each optimizer on CIFAR-10.
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
@@ -73,6 +75,12 @@ def define_runner_flags():
     _define("float", "warmup_start_lr", 0.0, "LR at the first step of warmup, < --lr.")
     _define("enum", "lr_update", "step", "step: a new LR every step; epoch: the LR of each "
             "epoch's first step held for the whole epoch (PyTorch style).", enum_values=["step", "epoch"])
+    _define("enum", "lr_scaling", "none", "Scale every LR flag (--lr, --min_lr, --end_lr, "
+            "--warmup_start_lr) by the global batch: linear: x batch/ref (Goyal et al. 2017; use it "
+            "with --warmup_epochs), sqrt: x sqrt(batch/ref); ref = --reference_batch_size.",
+            enum_values=list(LR_SCALINGS))
+    _define("integer", "reference_batch_size", 128, "--lr_scaling: the global batch size the LR "
+            "flags are stated for.")
     # Optimizer and model.
     _define("enum", "optimizer", "sgd", "Optimizer.", enum_values=list(OPTIMIZERS))
     _define("float", "momentum", 0.9, "sgd: momentum, in [0, 1).")
@@ -92,6 +100,12 @@ def define_runner_flags():
     _define("integer", "train_subset", None, "Train on this many training images (seeded, "
             "stratified by class). Default: all.")
     _define("bool", "augment", True, "Random crop (4-pixel zero pad) and horizontal flip.")
+    # Devices.
+    _define("enum", "strategy", "default", "default: one device; mirrored: "
+            "tf.distribute.MirroredStrategy over this machine's GPUs (its CPUs when it has none); "
+            "multi_worker: MultiWorkerMirroredStrategy over the machines in the TF_CONFIG "
+            "environment variable (the chief writes the run directory). --batch_size stays the "
+            "global batch and must be divisible by the replicas.", enum_values=list(STRATEGIES))
     # Reproducibility and speed.
     _define("integer", "seed", 0, "Seed of weights, shuffling, subset and augmentation.")
     _define("bool", "deterministic", False, "Deterministic TensorFlow ops (slower).")

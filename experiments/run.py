@@ -3,12 +3,16 @@
     python -m experiments.run --schedule=poly --power=0.5 --epochs=30
 
 flags -> config (every flag checked; nothing read or written before) -> run
-directory state (finished: say so and exit 0; other flags: error) -> data ->
-model -> fit (resumes from <run>/backup) -> curves.png + summary.json.
+directory state (finished: say so and exit 0; other flags: error) -> strategy
+(--strategy other than default: `experiments.distribute`) -> data -> model ->
+fit (resumes from <run>/backup) -> curves.png + summary.json. Only the chief of
+a multi-worker run writes the run directory; the other workers write into
+temporary directories that are removed.
 See `experiments.flags` for the flags, `experiments.rundir` for the outputs.
 A bad flag prints one line `error: --flag: reason` and exits with status 2.
 """
 
+import contextlib
 import dataclasses
 import re
 import time
@@ -35,28 +39,63 @@ def main(argv):
         print(f"{config.run_dir} is complete (summary.json exists); nothing to do "
               "(pass --overwrite to run it again)")
         return 0
+    config, distribution = _checked(_distribute, config, status)
     arrays = _load(config)
     config = dataclasses.replace(config, val_size=len(arrays.y_test))
-    first_epoch = _train(config, arrays, status)
+    first_epoch = _train(config, arrays, status, distribution)
+    if distribution is not None and not distribution.is_chief:
+        print(f"{distribution.task} done; the chief writes {config.run_dir}")
+        return 0
     summary = rundir.finish(config, first_epoch, time.perf_counter() - started)
     print(f"{summary['status']}: best val_accuracy {summary['best_val_accuracy']} at epoch "
           f"{summary['best_epoch']}, final {summary['final_val_accuracy']}; {config.run_dir}")
     return 0
 
 
-def _train(config, arrays, status):
+def _train(config, arrays, status, distribution):
     """Builds, records config.json, fits; returns the first epoch trained (None: none left)."""
     from experiments import train  # Keras and TensorFlow only from here on
 
     train.set_up(config)
-    model = train.build_model(config, arrays.x_train.shape[1:], len(arrays.classes))
-    rundir.create(config, _record(config, arrays, train))
+    with distribution.strategy.scope() if distribution else contextlib.nullcontext():
+        model = train.build_model(config, arrays.x_train.shape[1:], len(arrays.classes))
+    if distribution is None or distribution.is_chief:
+        rundir.create(config, _record(config, arrays, train))
     print(f"run {config.run_dir} ({status}): {config.train_size} training images, "
-          f"{config.val_size} test images, {config.steps_per_epoch} steps per epoch")
-    if rundir.diverged_epoch(config) is not None:  # diverged, then killed: finish it only
+          f"{config.val_size} test images, {config.steps_per_epoch} steps per epoch"
+          + _batch_text(config, distribution))
+    # Diverged, then killed: finish it only.
+    if status == "resume" and rundir.diverged_epoch(config) is not None:
         return None
-    recorder = train.fit(config, model, data.make_datasets(arrays, config), config.run_dir)
-    return recorder.first_epoch
+    pipelines = data.make_datasets(arrays, config)
+    if distribution is None:
+        return train.fit(config, model, pipelines, config.run_dir).first_epoch
+    from experiments import distribute
+
+    return distribute.fit(distribution, config, model, pipelines, status).first_epoch
+
+
+def _distribute(config, status):
+    """Starts --strategy: (config with its replica counts, `Distribution` or None)."""
+    if config.flags["strategy"] == "default":
+        return config, None
+    from experiments import distribute  # TensorFlow from here on
+
+    distribution = distribute.create(config.flags["strategy"], config.flags["batch_size"])
+    distribute.check_agreement(distribution, config, status)
+    return dataclasses.replace(config, num_replicas=distribution.num_replicas,
+                               num_workers=distribution.num_workers), distribution
+
+
+def _batch_text(config, distribution):
+    if distribution is None:
+        return ""
+    text = (f", global batch {config.flags['batch_size']} = {config.num_replicas} replicas x "
+            f"{config.flags['batch_size'] // config.num_replicas}")
+    if distribution.num_workers > 1:
+        text += (f" on {distribution.num_workers} workers (this process: {distribution.task}"
+                 f"{', the chief' if distribution.is_chief else ''})")
+    return text
 
 
 def _checked(function, *args):

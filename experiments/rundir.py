@@ -24,6 +24,9 @@ CONFIG, HISTORY, SUMMARY, CURVES, BACKUP = (
     "config.json", "history.csv", "summary.json", "curves.png", "backup")
 # Flags that do not change what a run computes.
 _NOT_COMPARED = ("overwrite", "log_dir")
+# Flags added after runs were recorded, with the value that behaves as before
+# (a config.json without them compares equal to these).
+_ADDED_FLAGS = {"strategy": "default", "lr_scaling": "none", "reference_batch_size": None}
 
 
 def state(config):
@@ -54,7 +57,8 @@ def _check_same_flags(config, path):
         stored = json.load(f)["flags"]
     current = json.loads(json.dumps(config.flags))
     differ = [name for name in sorted(set(stored) | set(current))
-              if name not in _NOT_COMPARED and stored.get(name) != current.get(name)]
+              if name not in _NOT_COMPARED
+              and stored.get(name, _ADDED_FLAGS.get(name)) != current.get(name)]
     if differ:
         shown = ", ".join(f"--{n}={stored.get(n)!r} there, {current.get(n)!r} now"
                           for n in differ[:3])

@@ -80,8 +80,13 @@ def build_model(config, input_shape, num_classes):
     return model
 
 
-def fit(config, model, pipelines, run_dir):
-    """Trains on `data.Pipelines` (resuming from <run>/backup); returns `EpochRecorder`."""
+def fit(config, model, pipelines, run_dir, restore_dir=None):
+    """Trains on `data.Pipelines` (resuming from <run>/backup); returns `EpochRecorder`.
+
+    `restore_dir`: the backup to resume from, when not `run_dir`'s own (a
+    multi-worker run's non-chief workers write into a temporary `run_dir` and
+    resume from the chief's backup).
+    """
     recorder = EpochRecorder(os.path.join(run_dir, "history.csv"),
                              os.path.join(run_dir, "learning_rate.csv"),
                              config.flags["epochs"], config.steps_per_epoch,
@@ -91,7 +96,7 @@ def fit(config, model, pipelines, run_dir):
     set_epoch = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs=None: pipelines.set_epoch(epoch))
     callbacks = [keras.callbacks.ProgbarLogger(), set_epoch, recorder,
-                 AtomicBackupAndRestore(os.path.join(run_dir, "backup")),
+                 AtomicBackupAndRestore(os.path.join(run_dir, "backup"), restore_dir),
                  keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"),
                                              write_graph=False, profile_batch=0),
                  LearningRateLogger(log_dir=os.path.join(run_dir, "tensorboard"),
@@ -144,7 +149,7 @@ class EpochRecorder(keras.callbacks.Callback):
         if self.first_epoch is None:
             self.first_epoch = epoch
             _truncate_history(self.history_path, epoch)
-        step = int(_inner_optimizer(self.model).iterations)
+        step = int(_inner_optimizer(self.model).iterations.numpy())  # also a MirroredVariable
         if self.check_steps and step != epoch * self.steps_per_epoch:
             raise RuntimeError(f"epoch {epoch} starts at optimizer step {step}, expected "
                                f"{epoch * self.steps_per_epoch} ({self.steps_per_epoch} per epoch)")
@@ -219,11 +224,13 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     metadata always points at complete weights of the epoch it states. The
     weights file holds the optimizer state too (step counter included). The
     backup is kept at the end of training; the runner deletes it once
-    summary.json is written.
+    summary.json is written. `restore_dir` (default: `backup_dir`) is where a
+    resumed run reads its backup from.
     """
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir, restore_dir=None):
         super().__init__(backup_dir, delete_checkpoint=False)
+        self.restore_dir = backup_dir if restore_dir is None else restore_dir
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
@@ -240,14 +247,15 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self._load_model()
 
     def _load_model(self):
-        if not os.path.exists(self._training_metadata_path):
+        path = os.path.join(self.restore_dir, os.path.basename(self._training_metadata_path))
+        if not os.path.exists(path):
             return
-        with open(self._training_metadata_path) as f:
+        with open(path) as f:
             metadata = json.load(f)
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
+        self.model.load_weights(os.path.join(self.restore_dir, metadata["weights"]))
         self.model._initial_epoch = metadata["epoch"]
         self._current_epoch = metadata["epoch"]
 
