@@ -285,7 +285,7 @@ def free_ports(count):
             s.close()
 
 
-def run_workers(argv, tmp_dirs, logs, chief_env=None):
+def run_workers(argvs, tmp_dirs, logs, chief_env=None):
     """Runs one runner process per worker (worker 0 is the chief); returns their exit codes.
 
     With `chief_env` (a test kill), the other workers are killed once the chief exits.
@@ -293,7 +293,7 @@ def run_workers(argv, tmp_dirs, logs, chief_env=None):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(len(tmp_dirs))]}
     processes = []
     try:
-        for index, (tmp_dir, log) in enumerate(zip(tmp_dirs, logs)):
+        for index, (argv, tmp_dir, log) in enumerate(zip(argvs, tmp_dirs, logs)):
             tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
             env = {"TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(tmp_dir),
                    **(chief_env or {} if index == 0 else {})}
@@ -320,15 +320,27 @@ def multi_worker(folder, tmp_path_factory):
     # Attempt 1: the chief is killed (-9) after its epoch-0 backup, as by a preemption;
     # the other worker is then killed too.
     logs = [root / "first0.log", root / "first1.log"]
-    codes = run_workers(argv, tmp_dirs, logs, {"EXPERIMENTS_TEST_SIGKILL": "0:after_backup"})
+    codes = run_workers([argv, argv], tmp_dirs, logs,
+                        {"EXPERIMENTS_TEST_SIGKILL": "0:after_backup"})
     assert codes == [-9], tail(logs[0])
     run_dir = log_dir / "mw"
     assert len(read_history(run_dir)) == 1 and (run_dir / "backup").is_dir()
+    # Worker 1 cannot see the chief's run directory (another --log_dir, as
+    # without a shared file system): it would start at epoch 0, the chief at 1.
+    elsewhere = root / "elsewhere"
+    unshared = [root / "unshared0.log", root / "unshared1.log"]
+    before = sorted(os.listdir(run_dir)), (run_dir / "history.csv").read_bytes()
+    unshared_codes = run_workers([argv, [*argv, f"--log_dir={elsewhere}"]], tmp_dirs, unshared)
+    unshared_result = {"codes": unshared_codes, "logs": unshared,
+                       "unchanged": before == (sorted(os.listdir(run_dir)),
+                                               (run_dir / "history.csv").read_bytes()),
+                       "elsewhere_exists": elsewhere.exists()}
     # Attempt 2: the same command resumes at epoch 1 and finishes.
     logs = [root / "second0.log", root / "second1.log"]
-    codes = run_workers(argv, tmp_dirs, logs)
+    codes = run_workers([argv, argv], tmp_dirs, logs)
     assert codes == [0, 0], tail(logs[0]) + tail(logs[1])
-    return {"log_dir": log_dir, "run_dir": run_dir, "tmp_dirs": tmp_dirs, "logs": logs}
+    return {"log_dir": log_dir, "run_dir": run_dir, "tmp_dirs": tmp_dirs, "logs": logs,
+            "unshared": unshared_result}
 
 
 def test_multi_worker_chief_writes_a_complete_run_and_workers_leave_nothing(multi_worker):
@@ -346,6 +358,17 @@ def test_multi_worker_chief_writes_a_complete_run_and_workers_leave_nothing(mult
     summary = read_json(run_dir / "summary.json")
     assert summary["status"] == "completed" and summary["epochs_completed"] == 3
     assert summary["resumed_from_epoch"] == 1
+
+
+def test_workers_that_would_resume_differently_all_stop_with_exit_2(multi_worker):
+    result = multi_worker["unshared"]
+    assert result["codes"] == [2, 2], [tail(log) for log in result["logs"]]
+    for log in result["logs"]:
+        errors = [line for line in tail(log, 10**6).splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and errors[0].startswith(
+            "error: --log_dir: the workers would resume from different epochs ([0, 1])"), errors
+        assert "Traceback" not in tail(log, 10**6)
+    assert result["unchanged"] and not result["elsewhere_exists"]
 
 
 def test_multi_worker_resumed_run_matches_mirrored_batch_for_batch(multi_worker, mirrored):
