@@ -167,17 +167,23 @@ def _is_address(address):
     return bool(host) and port.isdigit() and 0 < int(port) < 65536
 
 
-def create(name, batch_size):
-    """Starts strategy `name` ("mirrored" or "multi_worker"); returns a `Distribution`.
+def create(config):
+    """Starts `config`'s --strategy ("mirrored" or "multi_worker"); returns a `Distribution`.
 
     multi_worker must be created before any other TensorFlow op runs in the
     process, and waits until every worker of TF_CONFIG has started.
 
     Raises:
         FlagError: (--strategy) no TensorFlow backend, or TF_CONFIG missing
-            or malformed; (--batch_size) not divisible by the replicas.
+            or malformed; (--batch_size) not divisible by the replicas, or a
+            last partial batch (training or test images) smaller than the
+            replicas, which would leave a replica with no image (Keras's
+            per-replica step fails on an empty batch).
     """
     import keras
+
+    name, batch_size = config.flags["strategy"], config.flags["batch_size"]
+    sizes = {"training": config.train_size, "test": config.val_size}
 
     if keras.backend.backend() != "tensorflow":
         raise FlagError("strategy", f"{name} needs the TensorFlow backend (KERAS_BACKEND="
@@ -186,9 +192,9 @@ def create(name, batch_size):
         task = read_tf_config()
         # Checked before the start, which waits for the other workers.
         gpus = len(tf.config.list_physical_devices("GPU"))
-        _check_divisible(batch_size, task.num_workers * max(gpus, 1), name,
-                         f"{task.num_workers} workers x {max(gpus, 1)} "
-                         + ("GPUs" if gpus else "CPU"))
+        _check_batches(batch_size, task.num_workers * max(gpus, 1), name,
+                       f"{task.num_workers} workers x {max(gpus, 1)} "
+                       + ("GPUs" if gpus else "CPU"), sizes)
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         num_workers, is_chief, task_name = task.num_workers, task.is_chief, task.name
         devices = strategy.extended.worker_devices
@@ -198,8 +204,8 @@ def create(name, batch_size):
         strategy = tf.distribute.MirroredStrategy(devices)
         num_workers, is_chief, task_name = 1, True, "local"
     replicas = strategy.num_replicas_in_sync
-    _check_divisible(batch_size, replicas, name,
-                     f"{num_workers} x {len(devices)}: {', '.join(_short(d) for d in devices)}")
+    _check_batches(batch_size, replicas, name,
+                   f"{num_workers} x {len(devices)}: {', '.join(_short(d) for d in devices)}", sizes)
     return Distribution(strategy, replicas, num_workers, is_chief, task_name)
 
 
@@ -207,10 +213,17 @@ def _short(device):
     return device.rsplit("device:", 1)[-1]
 
 
-def _check_divisible(batch_size, replicas, name, detail):
+def _check_batches(batch_size, replicas, name, detail, sizes):
     if batch_size % replicas:
         raise FlagError("batch_size", f"must be divisible by the {replicas} replicas of "
                         f"--strategy={name} ({detail}), received {batch_size}")
+    for split, size in sizes.items():
+        last = size % batch_size
+        if 0 < last < replicas:
+            raise FlagError("batch_size", f"leaves {last} {split} image(s) in the last batch "
+                            f"({size} % {batch_size}), fewer than the {replicas} replicas of "
+                            f"--strategy={name}: choose a batch size whose last batch is full "
+                            f"or has >= {replicas} images, received {batch_size}")
 
 
 def check_agreement(distribution, config, status):

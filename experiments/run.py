@@ -81,7 +81,7 @@ def _distribute(config, status):
         return config, None
     from experiments import distribute  # TensorFlow from here on
 
-    distribution = distribute.create(config.flags["strategy"], config.flags["batch_size"])
+    distribution = distribute.create(config)
     distribute.check_agreement(distribution, config, status)
     return dataclasses.replace(config, num_replicas=distribution.num_replicas,
                                num_workers=distribution.num_workers), distribution

@@ -195,11 +195,13 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from experiments import run
 log_dir, *common = sys.argv[1:]
-err = io.StringIO()
-with contextlib.redirect_stderr(err):
-    bad = run.run_command(["run", f"--log_dir={log_dir}/bad", "--strategy=mirrored", *common,
-                           "--batch_size=7"])
-statuses = {"bad": bad, "bad_stderr": err.getvalue()}
+statuses = {}
+for name, flag in (("bad", "--batch_size=7"), ("bad_last", "--train_subset=25")):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        statuses[name] = run.run_command(["run", f"--log_dir={log_dir}/bad",
+                                          "--strategy=mirrored", *common, flag])
+    statuses[name + "_stderr"] = err.getvalue()
 for name in ("default", "mirrored"):
     statuses[name] = run.run_command(["run", f"--log_dir={log_dir}", f"--run_name={name}",
                                       f"--strategy={name}", *common])
@@ -248,6 +250,17 @@ def test_batch_not_divisible_by_the_replicas_exits_2_and_writes_nothing(mirrored
     assert err.startswith("error: --batch_size: must be divisible by the 2 replicas of "
                           "--strategy=mirrored") and err.endswith("received 7\n"), err
     assert err.count("\n") == 1
+    assert not os.path.exists(os.path.join(mirrored["log_dir"], "bad"))
+
+
+def test_last_batch_smaller_than_the_replicas_exits_2_and_writes_nothing(mirrored):
+    # 25 images, batch 8: the last batch holds 1 image for 2 replicas (Keras would
+    # fail on the empty one).
+    statuses = mirrored["statuses"]
+    assert statuses["bad_last"] == 2
+    err = statuses["bad_last_stderr"]
+    assert err.startswith("error: --batch_size: leaves 1 training image(s) in the last batch "
+                          "(25 % 8), fewer than the 2 replicas") and err.count("\n") == 1, err
     assert not os.path.exists(os.path.join(mirrored["log_dir"], "bad"))
 
 
