@@ -8,6 +8,8 @@ directory state (finished: say so and exit 0; other flags: error) -> strategy
 fit (resumes from <run>/backup) -> curves.png + summary.json. Only the chief of
 a multi-worker run writes the run directory; the other workers write into
 temporary directories that are removed.
+On KERAS_BACKEND=jax the runner imports no TensorFlow: `experiments.backends`
+says what it skips and `experiments.data_jax` is its input path.
 See `experiments.flags` for the flags, `experiments.rundir` for the outputs.
 A bad flag prints one line `error: --flag: reason` and exits with status 2.
 """
@@ -21,7 +23,7 @@ from absl import app
 from absl import flags as absl_flags
 
 from experiments import config as config_lib
-from experiments import data, rundir
+from experiments import backends, data, rundir
 from experiments import flags as flag_defs
 from experiments.flags import FLAGS
 
@@ -39,6 +41,7 @@ def main(argv):
         print(f"{config.run_dir} is complete (summary.json exists); nothing to do "
               "(pass --overwrite to run it again)")
         return 0
+    _checked(backends.prepare, config)  # JAX: TensorFlow-only flags, what is skipped
     config, distribution = _checked(_distribute, config, status)
     arrays = _load(config)
     config = dataclasses.replace(config, val_size=len(arrays.y_test))
@@ -67,7 +70,7 @@ def _train(config, arrays, status, distribution):
     # Diverged, then killed: finish it only.
     if status == "resume" and rundir.diverged_epoch(config) is not None:
         return None
-    pipelines = data.make_datasets(arrays, config)
+    pipelines = backends.make_datasets(arrays, config)
     if distribution is None:
         return train.fit(config, model, pipelines, config.run_dir).first_epoch
     from experiments import distribute
@@ -128,6 +131,7 @@ def _record(config, arrays, train):
                "normalization": {"mean": list(arrays.mean), "std": list(arrays.std),
                                  "source": "training images in use"}}
     return {"flags": config.flags, "derived": derived, "environment": train.environment(),
+            "skipped": backends.skipped(config),
             "command_line": list(config.command_line)}
 
 

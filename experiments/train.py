@@ -14,6 +14,9 @@ that a distribution strategy can wrap just that call in `strategy.scope()`.
 4. `kschedules.LearningRateLogger`: the `learning_rate` TensorBoard scalar and
    <run>/learning_rate.csv, whose value for each epoch becomes history.csv's
    `learning_rate` (the LR applied at the epoch's first step).
+
+On Keras's JAX backend TensorBoard (3, and 4's scalar) is skipped: it needs
+TensorFlow (see `experiments.backends`).
 """
 
 import csv
@@ -28,7 +31,7 @@ import time
 import keras
 from kschedules import LearningRateLogger
 
-from experiments import models
+from experiments import backends, models
 from experiments.schedules import build_schedule
 
 HISTORY_COLUMNS = ("epoch", "learning_rate", "loss", "accuracy", "val_loss", "val_accuracy",
@@ -42,7 +45,7 @@ def set_up(config):
     """Process-wide settings: dtype policy, seeds, op determinism."""
     keras.mixed_precision.set_global_policy(config.flags["precision"])
     keras.utils.set_random_seed(config.flags["seed"])
-    if config.flags["deterministic"]:
+    if config.flags["deterministic"] and backends.uses_tensorflow():  # else skipped (backends)
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
@@ -95,11 +98,13 @@ def fit(config, model, pipelines, run_dir, restore_dir=None):
     # before the recorder's.
     set_epoch = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs=None: pipelines.set_epoch(epoch))
+    # TensorBoard files need TensorFlow: skipped on JAX (experiments.backends).
+    tensorboard = os.path.join(run_dir, "tensorboard") if backends.uses_tensorflow() else None
     callbacks = [keras.callbacks.ProgbarLogger(), set_epoch, recorder,
                  AtomicBackupAndRestore(os.path.join(run_dir, "backup"), restore_dir),
-                 keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"),
-                                             write_graph=False, profile_batch=0),
-                 LearningRateLogger(log_dir=os.path.join(run_dir, "tensorboard"),
+                 *([keras.callbacks.TensorBoard(tensorboard, write_graph=False, profile_batch=0)]
+                   if tensorboard else []),
+                 LearningRateLogger(log_dir=tensorboard,
                                     csv_path=os.path.join(run_dir, "learning_rate.csv"))]
     _insert_test_kill(callbacks)
     # The progress bar on a terminal; Keras's one line per epoch in a log file.
@@ -110,6 +115,8 @@ def fit(config, model, pipelines, run_dir, restore_dir=None):
 
 def environment():
     """Versions and devices, for config.json."""
+    if not backends.uses_tensorflow():
+        return backends.environment()
     import tensorflow as tf
 
     return {"keras": keras.__version__, "tensorflow": tf.__version__,
