@@ -30,8 +30,13 @@
 #       printed) and $OUT/runs.tar.gz (config, history, summary of each run).
 #
 # Steps 3 and 4 call `python -m experiments.run` with KERAS_BACKEND=jax: they
-# need the runner's TensorFlow-free path (issue 6, "GPU readiness"). Without it
-# they fail, and results.md says so with the runner's own error.
+# need the runner's TensorFlow-free path (issue 6, "GPU readiness": images in
+# memory, augmentation as Keras layers, metrics to CSV). Without it they fail,
+# and results.md says so with the runner's own error. A rehearsal on a CPU:
+# `OUT=/tmp/o DATA=/tmp/d PYTHON=python JAX_PLATFORMS=cpu SIMPLE_EPOCHS=1
+# RESNET_SECONDS=30 bash benchmarks/gpu_check.sh`, with /tmp/d/cifar10 a small
+# image folder (and TensorFlow hidden by a stub package on PYTHONPATH whose
+# __init__ raises ModuleNotFoundError, to take the GPU machine's path).
 #
 # The device tool: run `bash benchmarks/gpu_check.sh` with carry [".whl", ".data"]
 # and timeout_s 600. The steps' limits add up to 410 s without TensorFlow (545 s with
@@ -43,7 +48,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 OUT=${OUT:-gpu_check_out}
 DATA=${DATA:-/tmp/gpu_check_data}
-SIMPLE_EPOCHS=${SIMPLE_EPOCHS:-15}
+SIMPLE_EPOCHS=${SIMPLE_EPOCHS:-10}
 TARGET_ACCURACY=${TARGET_ACCURACY:-0.80}
 RESNET_SECONDS=${RESNET_SECONDS:-200}
 # Wheels for the GPU machine's Python 3.12; keep one version of each.
@@ -95,7 +100,7 @@ step() {
         case $status in
             0) ;;
             124|137) echo "**$name: stopped at its ${seconds} s limit** (exit $status)" ;;
-            *) echo "**$name: failed, exit $status**; the log's last lines:"
+            *) echo "**$name: exit status $status**; the log's last lines:"
                echo '```'; tail -n 5 "$LOG"; echo '```' ;;
         esac
         echo "($(( $(date +%s) - start )) s)"
@@ -106,7 +111,8 @@ step() {
 {
     echo "# GPU check, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
-    echo "machine: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -1);"\
+    gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -1)
+    echo "machine: ${gpu:-no GPU seen by nvidia-smi};"\
          "$(nproc) CPU cores; $("$PYTHON" --version 2>&1); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 } | tee "$RESULTS" >>"$LOG"
 
@@ -121,11 +127,14 @@ if ! "$PYTHON" -c "import keras" 2>/dev/null; then
     fi
 fi
 "$PYTHON" - >>"$RESULTS" 2>>"$LOG" <<'EOF'
-import importlib.util, os
 import jax, keras
+try:
+    import tensorflow
+    tensorflow = f"tensorflow {tensorflow.__version__}"
+except ImportError:
+    tensorflow = "no tensorflow"
 print(f"keras {keras.__version__} on {keras.backend.backend()}, jax {jax.__version__}, "
-      f"devices {jax.devices()}; tensorflow "
-      f"{'installed' if importlib.util.find_spec('tensorflow') else 'not installed'}")
+      f"devices {jax.devices()}; {tensorflow}")
 EOF
 if [[ ! -d $DATA/cifar10/train ]]; then
     timeout 120 tar -xzf .data/cifar10.tar.gz -C "$DATA" >>"$LOG" 2>&1 ||
