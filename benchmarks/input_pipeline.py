@@ -187,14 +187,15 @@ def main(argv):
     x, y = synthetic_batch(config, shape, classes)
     # Without XLA only on TensorFlow (Keras's choice there on a CPU); JAX always compiles.
     choices = (True, False) if keras.backend.backend() == "tensorflow" else (True,)
+    auto = train.build_model(with_flags(config, jit_compile=None), shape, classes)
     result["model"] = {}
     for jit in choices:
-        model = train.build_model(with_flags(config, jit_compile=jit), shape, classes)
+        model = auto if auto.jit_compile == jit else train.build_model(
+            with_flags(config, jit_compile=jit), shape, classes)
         result["model"][jit] = model_rates(model, x, y, steps, repeats)
     if arrays is not None:
         import tensorflow as tf
 
-        auto = train.build_model(with_flags(config, jit_compile=None), shape, classes)
         synthetic = tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(tf.data.AUTOTUNE)
         pipeline = data.make_datasets(arrays, config).train.repeat()
         result["end_to_end"] = end_to_end_ratios(auto, pipeline, synthetic, steps, repeats)
