@@ -35,8 +35,16 @@ normally or by an exception, and at its next start after a kill.
 Resume. Every process reads the chief's run directory (its state, history and
 backup), so --log_dir must be one shared directory, at the same path, on every
 machine for a multi-worker run to resume. `check_agreement` compares, across
-all workers, the flags and the epoch each would resume from, and stops every
-worker with an error before anything is written when they differ.
+all workers, the flags, the data sizes and the epoch each would resume from,
+and stops every worker with an error before anything is written when they
+differ. (Without a shared --log_dir a new run trains normally; rerunning a
+finished one makes the chief exit at once and leaves the others waiting for it.)
+
+Batch normalization. Each replica normalizes with the statistics of its own
+per-replica batch and keeps its own moving averages (Keras's behaviour under
+tf.distribute, like PyTorch DDP without SyncBatchNorm); the chief's are the
+ones saved. A run on N replicas therefore matches a one-device run of the same
+global batch in steps, schedule and LR per step, not to the last digit in loss.
 """
 
 import contextlib
@@ -54,8 +62,8 @@ from experiments.rundir import BACKUP
 
 TF_CONFIG = "TF_CONFIG"
 _JOBS = ("chief", "worker")
-# Flags that may differ between the workers of one run.
-_NOT_AGREED = ("log_dir",)
+# Flags that may differ between the workers of one run (paths on each machine).
+_NOT_AGREED = ("log_dir", "image_folder", "data_dir")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,11 +237,14 @@ def _check_batches(batch_size, replicas, name, detail, sizes):
 def check_agreement(distribution, config, status):
     """Stops every worker (FlagError) unless all have the same flags and resume epoch.
 
+    Compared: every flag but the paths (`_NOT_AGREED`), the image counts and
+    classes, and the epoch each worker would resume from (`resume_epoch`).
     Collective: every worker must call it. A no-op for one worker.
     """
     if distribution.num_workers == 1:
         return
     flags = {k: v for k, v in config.flags.items() if k not in _NOT_AGREED}
+    flags["sizes"] = [config.train_size, config.val_size, config.num_classes]
     digest = hashlib.sha256(json.dumps(flags, sort_keys=True).encode()).digest()
     local = [int.from_bytes(digest[:7], "big"), resume_epoch(config.run_dir, status)]
     strategy = distribution.strategy
@@ -241,8 +252,9 @@ def check_agreement(distribution, config, status):
         lambda context: tf.constant([local], tf.int64))
     gathered = strategy.gather(values, axis=0).numpy()
     if (gathered[:, 0] != gathered[0, 0]).any():
-        raise FlagError("strategy", "the workers were started with different flags; start "
-                        "every worker with the same command (only TF_CONFIG differs)")
+        raise FlagError("strategy", "the workers were started with different flags or data "
+                        "sizes; start every worker with the same command (only TF_CONFIG "
+                        "differs) on the same data")
     if (gathered[:, 1] != gathered[0, 1]).any():
         raise FlagError("log_dir", "the workers would resume from different epochs "
                         f"({sorted(set(gathered[:, 1].tolist()))}): every worker must see the "
