@@ -64,6 +64,8 @@ METHOD = "LR at the minimum of the smoothed loss divided by 10"
 UNUSED_RUNNER_FLAGS = (
     "schedule", "lr", "epochs", "milestones", "factor", "min_lr", "t0", "t_mult", "m_mul", "power",
     "end_lr", "warmup_epochs", "warmup_start_lr", "lr_update", "log_dir", "run_name",
+    # The range test runs on one device at the LRs it sweeps.
+    "strategy", "lr_scaling", "reference_batch_size",
 )
 
 

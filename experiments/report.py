@@ -29,6 +29,7 @@ import os
 import re
 import sys
 
+from experiments import flags as runner_flags
 from experiments import plots
 
 # Flags that never make two runs different experiments.
@@ -104,7 +105,12 @@ def experiment_key(run, ignored=IGNORED_FLAGS):
     """A hashable key equal for runs that differ only in `ignored` flags."""
     if run.config is None or not isinstance(run.config.get("flags"), dict):
         raise ValueError(f"report: {run.path}/config.json must hold a 'flags' object")
-    flags = {k: v for k, v in run.flags.items() if k not in ignored}
+    # A flag added to the runner after a run was recorded had its default then.
+    flags = {name: runner_flags.FLAGS[name].default for name in runner_flags.RUNNER_FLAGS}
+    flags.update(run.flags)
+    if flags.get("lr_scaling") == "none":
+        flags["reference_batch_size"] = None  # Read only when the LR is scaled.
+    flags = {k: v for k, v in flags.items() if k not in ignored}
     return json.dumps(flags, sort_keys=True, default=str)
 
 

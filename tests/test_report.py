@@ -307,3 +307,16 @@ def test_cosine_exercise_measures_the_restart_dips(tmp_path):
     tables = text.split("## Results")[1].split("## Figures")[0]
     assert set(_numbers(comparison)) <= set(re.findall(r"\d+(?:\.\d+)?", tables))
     assert (tmp_path / "o" / "curves_restarts.png").exists()
+
+
+def test_a_flag_added_later_counts_as_its_default(tmp_path):
+    # Seed 0 was recorded before --strategy / --lr_scaling existed, seed 1 after:
+    # one configuration. A real --strategy difference still splits them.
+    from experiments import plots
+
+    old = make_run(tmp_path, "a_seed0", [0.2, 0.3], [2.0, 1.9], seed=0)
+    new = make_run(tmp_path, "a_seed1", [0.2, 0.4], [2.0, 1.8], seed=1, strategy="default",
+                   lr_scaling="none", reference_batch_size=128)
+    other = make_run(tmp_path, "a_seed2", [0.2, 0.4], [2.0, 1.8], seed=2, strategy="mirrored")
+    groups = report.group_runs([plots.read_run(d) for d in (old, new, other)])
+    assert sorted(len(g.runs) for g in groups) == [1, 2]
