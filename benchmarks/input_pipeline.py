@@ -17,9 +17,10 @@ Measured, and printed as Markdown with the command that made them:
   `--repeats` timings of `--batches` batches each (min / median / max), with
   augmentation and without (what augmentation costs);
 * the rate the model consumes images: the runner's model and optimizer
-  (`experiments.train.build_model`) trained on one synthetic batch with
-  `train_on_batch`, `--model_steps` steps per timing, with XLA and without
-  (without is Keras's choice on a CPU-only machine, the runner's default);
+  (`experiments.train.build_model`) trained by `model.fit` (no callbacks) on
+  `--model_steps` copies of one synthetic batch per timing, with XLA and
+  without (without is Keras's choice on a CPU-only machine, the runner's
+  default);
 * the ratio pipeline / the faster model rate (target >= 3);
 * end to end: `model.fit` on the real pipeline against `model.fit` on one
   in-memory synthetic batch repeated, interleaved pairs of `--model_steps`
@@ -107,15 +108,23 @@ def synthetic_batch(config, image_shape, classes):
 
 
 def model_rates(model, x, y, steps, repeats):
-    """Images/s of `train_on_batch` on one batch: `repeats` timings of `steps` steps."""
-    model.train_on_batch(x, y)  # Compile.
+    """Images/s of `model.fit` over `steps` copies of one batch: `repeats` timings.
+
+    `fit` with no callbacks of ours, as a training loop runs: steps are
+    dispatched without waiting for each other (no per-step read-back, which on
+    a GPU would stall it); the epoch's end waits for the last one.
+    """
+    xs, ys = np.concatenate([x] * steps), np.concatenate([y] * steps)
+
+    def fit():
+        model.fit(xs, ys, batch_size=len(x), epochs=1, verbose=0, shuffle=False)
+
+    fit()  # Compile and warm up.
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
-        for _ in range(steps):
-            logs = model.train_on_batch(x, y)
-        float(np.asarray(logs[0] if isinstance(logs, (list, tuple)) else logs))
-        rates.append(steps * len(x) / (time.perf_counter() - start))
+        fit()
+        rates.append(len(xs) / (time.perf_counter() - start))
     return rates
 
 
@@ -238,9 +247,9 @@ def report(config, shape, result):
               f"| {spread(result['augmented'])} |")
         print(f"| training pipeline, no augmentation | {spread(result['plain'])} |")
     model = result["model"]
-    print(f"| model train step, XLA ({steps} steps of train_on_batch) | {spread(model[True])} |")
+    print(f"| model training, XLA (fit over {steps} batches) | {spread(model[True])} |")
     if False in model:
-        print(f"| model train step, no XLA (Keras's choice on CPU) | {spread(model[False])} |")
+        print(f"| model training, no XLA (Keras's choice on CPU) | {spread(model[False])} |")
     if "augmented" in result:
         fastest = max(statistics.median(rates) for rates in model.values())
         print(f"\npipeline / faster model rate (medians): "

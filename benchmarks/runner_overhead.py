@@ -88,8 +88,12 @@ class EpochClock(keras.callbacks.Callback):
 
     def time_hooks(self, callback):
         for name in self.HOOKS:
-            setattr(callback, name, self._timed(type(callback).__name__,
-                                                getattr(callback, name)))
+            method = getattr(callback, name)
+            # Keras marks the hooks a callback leaves as they are (`_is_default`) and
+            # dispatches batch ends asynchronously only if no callback overrides them:
+            # wrapping those would change what is measured. They do nothing anyway.
+            if not getattr(method, "_is_default", False):
+                setattr(callback, name, self._timed(type(callback).__name__, method))
 
     def _timed(self, owner, method):
         def timed(*args, **kwargs):

@@ -53,12 +53,12 @@ def test_input_pipeline_prints_rates_and_their_ratio(folder):
                      rf"{NUMBER} images/s", out)
     rows = {label: next(line for line in out.splitlines() if line.startswith(f"| {label}"))
             for label in ("training pipeline, augmented", "training pipeline, no augmentation",
-                          "model train step, XLA", "model train step, no XLA")}
+                          "model training, XLA", "model training, no XLA")}
     medians = {label: spread_of(line, label)[1] for label, line in rows.items()}
     ratio = float(re.search(rf"pipeline / faster model rate \(medians\): ({NUMBER})x", out)[1]
                   .replace(",", ""))
     expected = medians["training pipeline, augmented"] / max(
-        medians["model train step, XLA"], medians["model train step, no XLA"])
+        medians["model training, XLA"], medians["model training, no XLA"])
     assert ratio == pytest.approx(expected, rel=0.01, abs=0.06)
     low, mid, high = map(float, re.search(
         r"1 interleaved pairs: min (\S+), median (\S+), max (\S+)$", out, re.M).groups())
@@ -79,7 +79,7 @@ def test_input_pipeline_without_tensorflow_measures_the_model_on_jax(folder):
     assert finished.returncode == 0, out + finished.stderr[-3000:]
     assert "tensorflow not installed, backend jax" in out
     assert "training pipeline: skipped (TensorFlow: tf.io and tf.data" in out
-    assert re.search(rf"^\| model train step, XLA \(1 steps of train_on_batch\) \| {NUMBER} / ",
+    assert re.search(rf"^\| model training, XLA \(fit over 1 batches\) \| {NUMBER} / ",
                      out, re.M)
     assert "no XLA" not in out and "pipeline / faster" not in out
 
