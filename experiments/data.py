@@ -279,12 +279,12 @@ def make_datasets(arrays, config):
         return tf.data.Dataset.from_tensor_slices(tf.argsort(keys))
 
     def train_batch(index, indices):
-        images = tf.cast(tf.gather(x_train, indices), tf.float32)
+        images = tf.gather(x_train, indices)  # uint8: augmented before the cast
         if augment:
             epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
             images = augment_batch(images, tf.random.experimental.stateless_fold_in(
                 epoch_seed, index))
-        return (images - mean) / std, tf.gather(y_train, indices)
+        return (tf.cast(images, tf.float32) - mean) / std, tf.gather(y_train, indices)
 
     def test_batch(indices):
         images = tf.cast(tf.gather(x_test, indices), tf.float32)
@@ -302,19 +302,26 @@ def make_datasets(arrays, config):
 def augment_batch(images, seed):
     """Random crop after a `PAD`-pixel zero pad, and horizontal flip, per image.
 
+    One gather from the padded batch: the index of each output pixel holds the
+    image's crop offsets, and for a flipped image the column `width - 1 - j`.
+
     Args:
-        images: float32 [batch, height, width, channels].
+        images: [batch, height, width, channels], any dtype (the runner's uint8).
         seed: int [2], the stateless seed of this batch.
     """
     import tensorflow as tf
 
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     batch = tf.shape(images)[0]
-    height, width = images.shape[1], images.shape[2]
+    height, width, channels = images.shape[1], images.shape[2], images.shape[3]
     padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
     offsets = tf.random.stateless_uniform([batch, 2], crop_seed, 0, 2 * PAD + 1, tf.int32)
-    rows = offsets[:, :1] + tf.range(height)[None, :]
-    cols = offsets[:, 1:] + tf.range(width)[None, :]
-    cropped = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
     flip = tf.random.stateless_uniform([batch, 1, 1, 1], flip_seed) < 0.5
-    return tf.where(flip, tf.reverse(cropped, axis=[2]), cropped)
+    rows = offsets[:, :1] + tf.range(height)[None, :]
+    columns = tf.where(flip[:, 0, 0], tf.range(width - 1, -1, -1)[None, :],
+                       tf.range(width)[None, :])
+    cols = offsets[:, 1:] + columns
+    padded_height, padded_width = height + 2 * PAD, width + 2 * PAD
+    pixel = (tf.range(batch)[:, None, None] * (padded_height * padded_width)
+             + rows[:, :, None] * padded_width + cols[:, None, :])
+    return tf.gather(tf.reshape(padded, [-1, channels]), pixel)
