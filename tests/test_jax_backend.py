@@ -239,6 +239,10 @@ def test_mixed_bfloat16_with_jit_compile_trains_on_jax(child):
                                                                 rel=1e-6)
     assert all(math.isfinite(r["loss"]) for r in rows)
     assert read_json(run_dir / "config.json")["flags"]["jit_compile"] is True
+    # Epoch 0 is the float32 run's warmup on the same batches, in bfloat16.
+    _, float32 = read_history(child["log_dir"] / "tiny")
+    assert rows[0]["loss"] == pytest.approx(float32[0]["loss"], rel=0.05)
+    assert rows[0]["loss"] != float32[0]["loss"]  # computed in another precision
 
 
 def _padded(image):
