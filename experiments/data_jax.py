@@ -10,10 +10,11 @@ accelerator:
 * epoch e visits the training images in a permutation that is a pure function
   of (seed, e) (numpy's generator seeded with [seed, e]: the TF path's rule,
   not its permutation), in ceil(n / batch_size) batches, the last one smaller;
-* one jit-compiled function per batch gathers the images, augments them (with
-  `--augment`: 4-pixel zero pad + random crop, horizontal flip, per image, from
-  a stateless key of (seed, e, batch)) and normalises them per channel with the
-  mean and std of the training images in use, as in the TF path.
+* one jit-compiled function per batch gathers the images, augments them in
+  uint8 (with `--augment`: 4-pixel zero pad + random crop, horizontal flip,
+  per image, from a stateless key of (seed, e, batch)) and normalises them per
+  channel with the mean and std of the training images in use, as in the TF
+  path.
 
 A resumed run therefore sees exactly the batches an uninterrupted one would.
 The validation batches are the test split in order, normalised the same way.
@@ -95,7 +96,7 @@ def _batch(images, labels, indices, mean, std):
 @jax.jit
 def _augmented_batch(images, labels, indices, mean, std, key, epoch, index):
     key = jax.random.fold_in(jax.random.fold_in(key, epoch), index)
-    batch = augment_batch(ops.cast(ops.take(images, indices, axis=0), "float32"), key)
+    batch = ops.cast(augment_batch(ops.take(images, indices, axis=0), key), "float32")
     return (batch - mean) / std, ops.take(labels, indices, axis=0)
 
 
