@@ -22,6 +22,7 @@ from absl import app, flags
 from experiments import config as config_lib
 from experiments import flags as flag_defs
 from experiments.flags import FLAGS
+from experiments import run
 from experiments.run import parse_flags
 
 flag_defs.define_preview_flags()
@@ -104,11 +105,7 @@ def plot(path, epochs, values, config):
 
 def run_command(argv):
     """In-process entry (tests): parse `argv` (program name first), run; returns the exit status."""
-    FLAGS.unparse_flags()
-    try:
-        return main(parse_flags(list(argv)))
-    except SystemExit as exit_:
-        return exit_.code
+    return run.run_command(argv, entry=main)
 
 
 if __name__ == "__main__":

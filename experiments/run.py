@@ -153,11 +153,14 @@ def _flag_error_text(error):
     return text
 
 
-def run_command(argv):
-    """In-process entry (tests): parse `argv` (program name first), run; returns the exit status."""
+def run_command(argv, entry=None):
+    """In-process entry (tests): parse `argv` (program name first), run; returns the exit status.
+
+    `entry` is the program's `main` (default: this module's; `experiments.preview` passes its own).
+    """
     FLAGS.unparse_flags()
     try:
-        return main(parse_flags(list(argv)))
+        return (entry or main)(parse_flags(list(argv)))
     except SystemExit as exit_:
         return exit_.code
 
