@@ -1,5 +1,8 @@
 """Shared helpers of the runner tests: tiny generated image folders, flag parsing."""
 
+import csv
+import io
+import json
 import os
 
 import numpy as np
@@ -33,3 +36,16 @@ def parse(*args):
     FLAGS.unparse_flags()
     FLAGS(["prog", *args])
     return FLAGS
+
+
+def read_history(run_dir):
+    """(header line, rows as dicts of floats) of a run's history.csv."""
+    with open(os.path.join(run_dir, "history.csv"), newline="") as f:
+        text = f.read()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    return text.splitlines()[0], [{k: float(v) for k, v in r.items()} for r in rows]
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)

@@ -10,7 +10,6 @@ config.json, crops by numpy).
 """
 
 import csv
-import io
 import json
 import math
 import os
@@ -20,7 +19,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from run_helpers import make_image_folder
+from run_helpers import make_image_folder, read_history, read_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADER = "epoch,learning_rate,loss,accuracy,val_loss,val_accuracy,epoch_seconds"
@@ -123,16 +122,6 @@ def child(env, folder, tmp_path_factory):
     return results
 
 
-def read_history(run_dir):
-    with open(os.path.join(run_dir, "history.csv"), newline="") as f:
-        text = f.read()
-    rows = list(csv.DictReader(io.StringIO(text)))
-    return text.splitlines()[0], [{k: float(v) for k, v in r.items()} for r in rows]
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
 
 
 def schedule_lrs(run_dir, steps):

@@ -5,7 +5,6 @@ import csv
 import glob
 import hashlib
 import io
-import json
 import math
 import os
 import subprocess
@@ -13,7 +12,7 @@ import sys
 import time
 
 import pytest
-from run_helpers import make_image_folder
+from run_helpers import make_image_folder, read_history, read_json
 
 from experiments import data, run
 from experiments.flags import RUNNER_FLAGS
@@ -42,16 +41,6 @@ def run_quietly(argv):
     return status, out.getvalue(), err.getvalue()
 
 
-def read_history(run_dir):
-    with open(os.path.join(run_dir, "history.csv"), newline="") as f:
-        text = f.read()
-    rows = list(csv.DictReader(io.StringIO(text)))
-    return text.splitlines()[0], [{k: float(v) for k, v in r.items()} for r in rows]
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
 
 
 def snapshot(run_dir):
