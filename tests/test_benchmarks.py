@@ -93,10 +93,13 @@ def test_runner_overhead_prints_epoch_times_and_ratio(folder):
     line = next(line for line in out.splitlines() if line.startswith("| median epoch seconds"))
     runner, plain, ratio = (float(c.split(" / ")[1]) for c in line.split("|")[2:5])
     assert runner > 0 and plain > 0
-    assert ratio == pytest.approx(runner / plain, rel=0.03, abs=0.01)  # one pair: exactly it
+    # One pair: the ratio is exactly runner / plain, up to the printed rounding of the seconds.
+    half = 0.005 + 1e-9  # Seconds are printed with 2 decimals.
+    assert (runner - half) / (plain + half) - 0.001 <= ratio <= (runner + half) / max(plain - half, 1e-9) + 0.001
     hooks = next(line for line in out.splitlines() if line.startswith("| seconds per epoch inside"))
     seconds, share = spread_of(hooks, "seconds per epoch")[1], numbers(hooks.split("|")[4])[1]
-    assert share == pytest.approx(seconds / runner, rel=0.05, abs=2e-4)
+    # The share is a median of per-epoch shares, the test's a ratio of medians of rounded seconds.
+    assert 0 < share < 1 and share == pytest.approx(seconds / runner, rel=0.25, abs=2e-4)
     for callback in ("AtomicBackupAndRestore", "EpochRecorder", "LearningRateLogger", "TensorBoard"):
         assert f"| of which {callback} (min / median / max over epochs) | " in out
     assert re.search(r"^runner / plain Keras epoch time: min (\S+), median \1, max \1 "
