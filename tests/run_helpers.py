@@ -49,3 +49,15 @@ def read_history(run_dir):
 def read_json(path):
     with open(path) as f:
         return json.load(f)
+
+
+def check_completed_summary(summary, rows):
+    """summary.json of a completed run agrees with its history rows (recomputed here)."""
+    best = max(range(len(rows)), key=lambda i: rows[i]["val_accuracy"])
+    assert summary["status"] == "completed" and summary["diverged"] is False
+    assert (summary["epochs_completed"], summary["epochs_planned"]) == (len(rows), len(rows))
+    assert summary["final_val_accuracy"] == rows[-1]["val_accuracy"]
+    assert summary["best_val_accuracy"] == rows[best]["val_accuracy"]
+    assert summary["best_epoch"] == best
+    assert summary["final_loss"] == rows[-1]["loss"]
+    assert abs(summary["wall_seconds"] - sum(r["epoch_seconds"] for r in rows)) <= 2e-3
