@@ -171,6 +171,8 @@ def _check_basic(v, present):
     _require(v["epochs"] >= 1, "epochs", f"must be >= 1, received {v['epochs']}")
     _require(v["batch_size"] >= 1, "batch_size", f"must be >= 1, received {v['batch_size']}")
     _require(v["seed"] >= 0, "seed", f"must be >= 0, received {v['seed']}")
+    for name in ("steps_per_execution", "backup_every"):
+        _require(v[name] >= 1, name, f"must be >= 1, received {v[name]}")
     _require(_finite(v["warmup_epochs"]) and v["warmup_epochs"] >= 0, "warmup_epochs",
              f"must be >= 0, received {v['warmup_epochs']}")
     _require(_finite(v["weight_decay"]) and v["weight_decay"] >= 0, "weight_decay",

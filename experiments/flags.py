@@ -42,6 +42,9 @@ ALL_SCHEDULE_FLAGS = ("milestones", "factor", "min_lr", "t0", "t_mult", "m_mul",
 
 # Names of the runner's flags, in definition order (config.json records them all).
 RUNNER_FLAGS = []
+# Flags that change how a run is carried out or where it is written, not what it
+# computes: a run may be resumed, and a finished one reused, with other values.
+NOT_COMPARED = ("log_dir", "overwrite", "steps_per_execution", "backup_every")
 
 
 def _define(kind, name, default, help_text, **kwargs):
@@ -113,6 +116,13 @@ def define_runner_flags():
             "loss scaling.", enum_values=list(PRECISIONS))
     _define("bool", "jit_compile", None, "XLA-compile the train step. Default: Keras's choice "
             "(XLA when the model supports it, never with --deterministic).")
+    _define("integer", "steps_per_execution", 1, "Train steps per call into compiled code "
+            "(Keras's compile argument): batch-level callbacks then run, and wait for the device, "
+            "once per this many steps; the LR still changes every step. For GPUs, where a "
+            "small model's step is short.")
+    _define("integer", "backup_every", 1, "Back up the training state (for resuming after an "
+            "interruption) every this many epochs and after the last; a resumed run replays "
+            "the epochs since the last backup.")
     # Output.
     # absl.logging defines --log_dir too (for log files, which the runner never
     # writes); this later definition replaces it (absl.logging is imported above).

@@ -8,7 +8,8 @@
     summary.json   written last, atomically: its presence means "finished"
 
 A finished run is never touched again without --overwrite; an unfinished one
-resumes only with the same flags (all but --overwrite and --log_dir).
+resumes only with the same flags (all but `flags.NOT_COMPARED`: where it is written,
+steps per execution, backup interval).
 """
 
 import json
@@ -17,13 +18,12 @@ import os
 import shutil
 import statistics
 
+from experiments import flags as flag_defs
 from experiments import plots
 from experiments.config import FlagError
 
 CONFIG, HISTORY, SUMMARY, CURVES, BACKUP = (
     "config.json", "history.csv", "summary.json", "curves.png", "backup")
-# Flags that do not change what a run computes.
-_NOT_COMPARED = ("overwrite", "log_dir")
 # Flags added after runs were recorded, with the value that behaves as before
 # (a config.json without them compares equal to these).
 _ADDED_FLAGS = {"strategy": "default", "lr_scaling": "none", "reference_batch_size": None}
@@ -57,7 +57,7 @@ def _check_same_flags(config, path):
         stored = json.load(f)["flags"]
     current = json.loads(json.dumps(config.flags))
     differ = [name for name in sorted(set(stored) | set(current))
-              if name not in _NOT_COMPARED
+              if name not in flag_defs.NOT_COMPARED
               and stored.get(name, _ADDED_FLAGS.get(name)) != current.get(name)]
     if differ:
         shown = ", ".join(f"--{n}={stored.get(n)!r} there, {current.get(n)!r} now"

@@ -306,15 +306,16 @@ def _same_value(planned, recorded):
 def check_finished_run(run):
     """Raises SuiteError if the finished run at `run.run_dir` used other flags.
 
-    Every runner flag is compared: those the plan passes with their planned
-    value, the others with the runner's default (a flag the run recorded as
-    None, because its schedule or optimizer does not read it, is skipped).
+    Every runner flag but `flags.NOT_COMPARED` and --data_dir is compared:
+    those the plan passes with their planned value, the others with the
+    runner's default (a flag the run recorded as None, because its schedule or
+    optimizer does not read it or it did not exist yet, is skipped).
     """
     config = plots.read_run(run.run_dir).config or {}
     recorded = config.get("flags", {})
     planned = _parse_flag_args(run.args)
     for name in runner_flags.RUNNER_FLAGS:
-        if name in ("log_dir", "overwrite", "data_dir"):
+        if name in runner_flags.NOT_COMPARED or name == "data_dir":
             continue
         got = recorded.get(name)
         if name in planned:

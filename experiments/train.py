@@ -8,8 +8,9 @@ that a distribution strategy can wrap just that call in `strategy.scope()`.
 1. `EpochRecorder`: appends one row per epoch to history.csv (flushed and
    fsynced), prints one readable line, stops a diverged run.
 2. `AtomicBackupAndRestore` into <run>/backup: Keras's BackupAndRestore with
-   files that are complete or absent after a `kill -9`; it runs after the
-   recorder, so a backup never gets ahead of the history.
+   files that are complete or absent after a `kill -9`, every --backup_every
+   epochs; it runs after the recorder, so a backup never gets ahead of the
+   history.
 3. `keras.callbacks.TensorBoard` into <run>/tensorboard (train/, validation/).
 4. `kschedules.LearningRateLogger`: the `learning_rate` TensorBoard scalar and
    <run>/learning_rate.csv, whose value for each epoch becomes history.csv's
@@ -79,6 +80,7 @@ def build_model(config, input_shape, num_classes):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         jit_compile="auto" if jit is None else jit,
+        steps_per_execution=config.flags["steps_per_execution"],
     )
     return model
 
@@ -101,7 +103,8 @@ def fit(config, model, pipelines, run_dir, restore_dir=None):
     # TensorBoard files need TensorFlow: skipped on JAX (experiments.backends).
     tensorboard = os.path.join(run_dir, "tensorboard") if backends.uses_tensorflow() else None
     callbacks = [keras.callbacks.ProgbarLogger(), set_epoch, recorder,
-                 AtomicBackupAndRestore(os.path.join(run_dir, "backup"), restore_dir),
+                 AtomicBackupAndRestore(os.path.join(run_dir, "backup"), restore_dir,
+                                        every=config.flags["backup_every"]),
                  *([keras.callbacks.TensorBoard(tensorboard, write_graph=False, profile_batch=0)]
                    if tensorboard else []),
                  LearningRateLogger(log_dir=tensorboard,
@@ -233,11 +236,22 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     backup is kept at the end of training; the runner deletes it once
     summary.json is written. `restore_dir` (default: `backup_dir`) is where a
     resumed run reads its backup from.
+
+    A backup is written after every `every`-th epoch (counted from the first,
+    so at the same epochs whether or not the run was resumed) and after the
+    last; a resume replays the epochs since the last backup.
     """
 
-    def __init__(self, backup_dir, restore_dir=None):
+    def __init__(self, backup_dir, restore_dir=None, every=1):
         super().__init__(backup_dir, delete_checkpoint=False)
         self.restore_dir = backup_dir if restore_dir is None else restore_dir
+        self.every = every
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
+        if self._current_epoch % self.every == 0 or self._current_epoch == self.params["epochs"]:
+            self._save_model()
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)

@@ -9,7 +9,7 @@ import pytest
 from run_helpers import make_image_folder, parse
 
 from experiments import config as config_lib
-from experiments import run
+from experiments import run, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -73,6 +73,8 @@ BAD = [
     ("model", ["--model=vgg16"]),
     ("precision", ["--precision=float16"]),
     ("jit_compile", ["--deterministic", "--jit_compile"]),
+    ("steps_per_execution", ["--steps_per_execution=0"]),
+    ("backup_every", ["--backup_every=0"]),
     ("run_name", ["--run_name=a/b"]),
     ("run_name", ["--run_name=.."]),
     ("run_name", ["--run_name=-x"]),
@@ -182,6 +184,11 @@ def test_lr_default_depends_on_the_optimizer():
     assert config_for().flags["lr"] == 0.1
     assert config_for("--optimizer=adam").flags["lr"] == 1e-3
     assert config_for("--optimizer=adamw", "--lr=0.004").flags["lr"] == 0.004
+
+
+def test_steps_per_execution_reaches_compile():
+    model = train.build_model(config_for("--steps_per_execution=4"), (32, 32, 3), 10)
+    assert model.steps_per_execution == 4
 
 
 def test_unused_schedule_flags_are_recorded_as_none():

@@ -285,7 +285,10 @@ def test_device_batches_are_normalised_crops_in_a_seeded_order_per_epoch(child):
 
 def test_resume_after_kill_9_on_jax_matches_the_uninterrupted_run(child, env, folder, tmp_path):
     argv = [f"--image_folder={folder}", f"--log_dir={tmp_path}", "--run_name=tiny", *TINY]
-    killed = subprocess.run([sys.executable, "-m", "experiments.run", *argv], cwd=REPO,
+    # The killed attempt runs 3 steps per epoch in calls of 2 then 1; the resume and the
+    # uninterrupted run one at a time: the same numbers.
+    killed = subprocess.run([sys.executable, "-m", "experiments.run", *argv,
+                             "--steps_per_execution=2"], cwd=REPO,
                             env={**env, "EXPERIMENTS_TEST_SIGKILL": "1:after_backup"},
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr[-2000:]

@@ -172,14 +172,20 @@ def _subprocess_run(argv, kill_at):
                           capture_output=True, text=True, timeout=180)
 
 
-@pytest.mark.parametrize("kill_at,rows_left,backup_left", [
-    ("1:after_backup", 2, True),   # killed between epochs: resume at epoch 2
-    ("0:before_backup", 1, False),  # history row written, backup not: epoch 0 again
+@pytest.mark.parametrize("kill_at,extra,rows_left,backup_left", [
+    ("1:after_backup", [], 2, True),   # killed between epochs: resume at epoch 2
+    ("0:before_backup", [], 1, False),  # history row written, backup not: epoch 0 again
+    # The first backup comes after epoch 1 (of 0, 1, 2): epoch 0 again.
+    ("0:after_backup", ["--backup_every=2"], 1, False),
+    # 3 steps per epoch in calls of 2 then 1: the same steps, LRs and losses.
+    ("1:after_backup", ["--steps_per_execution=2"], 2, True),
 ])
 def test_resume_after_kill_9_matches_an_uninterrupted_run(finished, folder, tmp_path, kill_at,
-                                                           rows_left, backup_left):
+                                                           extra, rows_left, backup_left):
     argv = [f"--image_folder={folder}", f"--log_dir={tmp_path}", "--run_name=tiny", *TINY]
-    result = _subprocess_run(argv, kill_at)
+    # The resume (and the uninterrupted run) use the defaults of `extra`: these flags
+    # may differ between attempts.
+    result = _subprocess_run(argv + extra, kill_at)
     assert result.returncode == -9, result.stderr[-2000:]
     run_dir = str(tmp_path / "tiny")
     assert len(read_history(run_dir)[1]) == rows_left

@@ -231,6 +231,16 @@ def test_finished_run_with_other_flags_is_an_error(tmp_path, capsys):
     assert fake.commands == []
 
 
+def test_finished_run_is_reused_with_other_execution_flags(tmp_path, capsys):
+    # --steps_per_execution and --backup_every change how a run is carried out, not its numbers.
+    base = ["--exercise", "poly", "--lr", "0.1", "--epochs", "4", "--log_dir", str(tmp_path)]
+    assert suite.main(base, call=FakeRunner()) == 0
+    fake = FakeRunner()
+    assert suite.main(base + ["--steps_per_execution=8", "--backup_every=5"], call=fake) == 0
+    assert fake.commands == []
+    assert capsys.readouterr().out.count("finished already, skipped") == 4
+
+
 def test_sweep_candidates_and_choice(tmp_path):
     assert suite.sweep_candidates({"min_loss_lr": 0.1}) == [0.01, 0.03, 0.1]
     assert suite.sweep_candidates({"min_loss_lr": 0.0548}) == [0.0055, 0.016, 0.055]
