@@ -57,9 +57,10 @@ def test_input_pipeline_prints_rates_and_their_ratio(folder):
     medians = {label: spread_of(line, label)[1] for label, line in rows.items()}
     ratio = float(re.search(rf"pipeline / faster model rate \(medians\): ({NUMBER})x", out)[1]
                   .replace(",", ""))
-    expected = medians["training pipeline, augmented"] / max(
-        medians["model training, XLA"], medians["model training, no XLA"])
-    assert ratio == pytest.approx(expected, rel=0.01, abs=0.06)
+    # The rates are printed as whole numbers (a model at ~20 images/s is 5% off), the ratio to 0.1.
+    pipeline = medians["training pipeline, augmented"]
+    model = max(medians["model training, XLA"], medians["model training, no XLA"])
+    assert (pipeline - 0.5) / (model + 0.5) - 0.05 <= ratio <= (pipeline + 0.5) / (model - 0.5) + 0.05
     low, mid, high = map(float, re.search(
         r"1 interleaved pairs: min (\S+), median (\S+), max (\S+)$", out, re.M).groups())
     assert 0 < low <= mid <= high
