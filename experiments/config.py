@@ -173,6 +173,12 @@ def _check_basic(v, present):
     _require(v["seed"] >= 0, "seed", f"must be >= 0, received {v['seed']}")
     for name in ("steps_per_execution", "backup_every"):
         _require(v[name] >= 1, name, f"must be >= 1, received {v[name]}")
+    # Keras 3.15's TensorFlow trainer fails (InvalidArgumentError in its multi-step
+    # loop) under tf.distribute with more than one step per execution, a plain
+    # Keras model too.
+    _require(v["steps_per_execution"] == 1 or v["strategy"] == "default", "steps_per_execution",
+             f"must be 1 with --strategy={v['strategy']} (Keras's TensorFlow trainer fails "
+             "under tf.distribute with more steps per execution)")
     _require(_finite(v["warmup_epochs"]) and v["warmup_epochs"] >= 0, "warmup_epochs",
              f"must be >= 0, received {v['warmup_epochs']}")
     _require(_finite(v["weight_decay"]) and v["weight_decay"] >= 0, "weight_decay",

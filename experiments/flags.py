@@ -119,7 +119,7 @@ def define_runner_flags():
     _define("integer", "steps_per_execution", 1, "Train steps per call into compiled code "
             "(Keras's compile argument): batch-level callbacks then run, and wait for the device, "
             "once per this many steps; the LR still changes every step. For GPUs, where a "
-            "small model's step is short.")
+            "small model's step is short. Only with --strategy=default.")
     _define("integer", "backup_every", 1, "Back up the training state (for resuming after an "
             "interruption) every this many epochs and after the last; a resumed run replays "
             "the epochs since the last backup.")

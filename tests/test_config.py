@@ -74,6 +74,7 @@ BAD = [
     ("precision", ["--precision=float16"]),
     ("jit_compile", ["--deterministic", "--jit_compile"]),
     ("steps_per_execution", ["--steps_per_execution=0"]),
+    ("steps_per_execution", ["--strategy=mirrored", "--steps_per_execution=2"]),
     ("backup_every", ["--backup_every=0"]),
     ("run_name", ["--run_name=a/b"]),
     ("run_name", ["--run_name=.."]),
