@@ -1,5 +1,6 @@
 """Shared helpers of the runner tests: tiny generated image folders, flag parsing."""
 
+import contextlib
 import csv
 import io
 import json
@@ -49,6 +50,16 @@ def read_history(run_dir):
 def read_json(path):
     with open(path) as f:
         return json.load(f)
+
+
+def run_quietly(argv):
+    """(exit status, stdout, stderr) of an in-process `experiments.run`."""
+    from experiments import run
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = run.run_command(["run", *argv])
+    return status, out.getvalue(), err.getvalue()
 
 
 def check_completed_summary(summary, rows):

@@ -8,9 +8,7 @@ resumed. Every child process runs in its own process group, killed in a
 """
 
 import contextlib
-import csv
 import glob
-import io
 import json
 import math
 import os
@@ -20,10 +18,10 @@ import subprocess
 import sys
 
 import pytest
-from run_helpers import make_image_folder, parse
+from run_helpers import make_image_folder, parse, read_history, read_json, run_quietly
 
 from experiments import config as config_lib
-from experiments import rundir, run
+from experiments import rundir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 24 training images, global batch 8: 3 steps per epoch. The LR flags are stated
@@ -41,21 +39,8 @@ def folder(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("images"))
 
 
-def read_history(run_dir):
-    with open(os.path.join(run_dir, "history.csv"), newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def run_quietly(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = run.run_command(["run", *argv])
-    return status, out.getvalue(), err.getvalue()
+def rows_of(run_dir):
+    return read_history(run_dir)[1]
 
 
 def assert_complete_run_dir(run_dir):
@@ -269,10 +254,10 @@ def test_mirrored_trains_with_the_lrs_of_the_one_device_run(mirrored):
     single = os.path.join(mirrored["log_dir"], "default")
     replicated = os.path.join(mirrored["log_dir"], "mirrored")
     assert_complete_run_dir(replicated)
-    lrs = [r["learning_rate"] for r in read_history(single)]
-    assert [r["learning_rate"] for r in read_history(replicated)] == lrs
+    lrs = [r["learning_rate"] for r in rows_of(single)]
+    assert [r["learning_rate"] for r in rows_of(replicated)] == lrs
     assert lrs == pytest.approx(TINY_LRS, rel=1e-6)
-    assert all(math.isfinite(r["loss"]) for r in read_history(replicated))
+    assert all(math.isfinite(r["loss"]) for r in rows_of(replicated))
     record = read_json(os.path.join(replicated, "config.json"))
     derived = record["derived"]
     assert (derived["num_replicas"], derived["per_replica_batch_size"]) == (2, 4)
@@ -337,7 +322,7 @@ def multi_worker(folder, tmp_path_factory):
                         {"EXPERIMENTS_TEST_SIGKILL": "0:after_backup"})
     assert codes == [-9], tail(logs[0])
     run_dir = log_dir / "mw"
-    assert len(read_history(run_dir)) == 1 and (run_dir / "backup").is_dir()
+    assert len(rows_of(run_dir)) == 1 and (run_dir / "backup").is_dir()
     # Worker 1 cannot see the chief's run directory (another --log_dir, as
     # without a shared file system): it would start at epoch 0, the chief at 1.
     elsewhere = root / "elsewhere"
@@ -385,13 +370,13 @@ def test_workers_that_would_resume_differently_all_stop_with_exit_2(multi_worker
 
 
 def test_multi_worker_resumed_run_matches_mirrored_batch_for_batch(multi_worker, mirrored):
-    rows = read_history(multi_worker["run_dir"])
+    rows = rows_of(multi_worker["run_dir"])
     assert [r["epoch"] for r in rows] == [0, 1, 2]
     assert [r["learning_rate"] for r in rows] == pytest.approx(TINY_LRS, rel=1e-6)
     # Two workers x 1 replica, sharded by batch, see each step the per-replica
     # batches of MirroredStrategy's 2 replicas: the training losses agree
     # (also after the resume, where worker 1 reloaded the chief's backup).
-    reference = read_history(os.path.join(mirrored["log_dir"], "mirrored"))
+    reference = rows_of(os.path.join(mirrored["log_dir"], "mirrored"))
     for column in ("loss", "accuracy"):
         assert [r[column] for r in rows] == pytest.approx(
             [r[column] for r in reference], rel=1e-4, abs=1e-6), column

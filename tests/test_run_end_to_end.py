@@ -1,10 +1,8 @@
 """experiments.run end to end on a tiny generated image folder: every file, resume, refusal, divergence."""
 
-import contextlib
 import csv
 import glob
 import hashlib
-import io
 import math
 import os
 import subprocess
@@ -12,7 +10,8 @@ import sys
 import time
 
 import pytest
-from run_helpers import check_completed_summary, make_image_folder, read_history, read_json
+from run_helpers import (check_completed_summary, make_image_folder, read_history, read_json,
+                         run_quietly)
 
 from experiments import data, run
 from experiments.flags import RUNNER_FLAGS
@@ -31,14 +30,6 @@ TINY_LRS = [0.01, 0.05, 0.025]
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("images"))
-
-
-def run_quietly(argv):
-    """(exit status, stdout, stderr) of an in-process run."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = run.run_command(["run", *argv])
-    return status, out.getvalue(), err.getvalue()
 
 
 
