@@ -5,33 +5,63 @@ Each check raises with one message template:
 A value of the wrong type is a ``TypeError``; a value out of range, a
 ``ValueError``. Checks return the value normalised (a Python ``int`` or
 ``float``), so callers store plain numbers that serialise as JSON.
+
+A 0-d numpy array or an eager scalar tensor is accepted wherever a number is
+(as Keras's schedules accept them), and read once as a Python number. Every
+value must be one the schedules can compute with: reals within float32's
+range, steps within `MAX_STEP` (int32).
 """
 
 import math
 import numbers
 
+import numpy as np
 from keras.optimizers.schedules import LearningRateSchedule
+
+from kschedules._schedule import MAX_STEP
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# The smallest positive float32 (a subnormal): smaller rates round to 0.
+FLOAT32_TINY = float(np.finfo(np.float32).smallest_subnormal)
 
 
 def _fail(error, owner, arg, constraint, value):
     raise error(f"{owner}: {arg} must be {constraint}, received {arg}={value!r}")
 
 
-def real(owner, arg, value, *, minimum=None, exclusive=False, maximum=None):
-    """A finite real number (not a bool), optionally bounded.
+def _number(value):
+    """A 0-d array or eager scalar tensor as its Python number; else `value`."""
+    if isinstance(value, (numbers.Number, str, bytes)) or not hasattr(value, "shape"):
+        return value
+    try:
+        array = np.asarray(value)
+    except Exception:  # A symbolic tensor, say: left for the type check.
+        return value
+    if array.shape != () or array.dtype.kind not in "biuf":
+        return value
+    return array.item()
 
-    `minimum` is inclusive unless `exclusive`; `maximum` is inclusive.
+
+def real(owner, arg, value, *, minimum=None, exclusive=False, maximum=None):
+    """A finite real number (not a bool) within float32's range, optionally bounded.
+
+    `minimum` is inclusive unless `exclusive`; `maximum` is inclusive and
+    defaults to the largest float32.
     """
     constraint = "a finite real number"
     if minimum is not None:
         constraint = f"{'>' if exclusive else '>='} {minimum}"
     if maximum is not None:
         constraint += f" and <= {maximum}" if minimum is not None else f"<= {maximum}"
+    value = _number(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         _fail(TypeError, owner, arg, f"a real number ({constraint})", value)
     value = float(value)
     if not math.isfinite(value):
         _fail(ValueError, owner, arg, constraint, value)
+    if abs(value) > FLOAT32_MAX:
+        _fail(ValueError, owner, arg, f"{constraint} and within float32 (|x| <= {FLOAT32_MAX:g})",
+              value)
     if minimum is not None and (value <= minimum if exclusive else value < minimum):
         _fail(ValueError, owner, arg, constraint, value)
     if maximum is not None and value > maximum:
@@ -40,13 +70,18 @@ def real(owner, arg, value, *, minimum=None, exclusive=False, maximum=None):
 
 
 def learning_rate(owner, arg, value):
-    """A learning rate: a finite real number >= 0."""
-    return real(owner, arg, value, minimum=0)
+    """A learning rate: a finite real number >= 0 that float32 does not round to 0."""
+    value = real(owner, arg, value, minimum=0)
+    if 0 < value < FLOAT32_TINY / 2:
+        _fail(ValueError, owner, arg,
+              f"0 or a positive float32 number (>= {FLOAT32_TINY:g})", value)
+    return value
 
 
 def steps(owner, arg, value, *, minimum=1):
-    """A whole number of steps >= `minimum` (an integral float is accepted)."""
-    constraint = f"an integer >= {minimum}"
+    """A whole number of steps in [minimum, MAX_STEP] (an integral float is accepted)."""
+    constraint = f"an integer in [{minimum}, {MAX_STEP}]"
+    value = _number(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         _fail(TypeError, owner, arg, constraint, value)
     if isinstance(value, numbers.Integral):
@@ -55,7 +90,7 @@ def steps(owner, arg, value, *, minimum=1):
         value = int(value)
     else:
         _fail(ValueError, owner, arg, constraint, value)
-    if value < minimum:
+    if not minimum <= value <= MAX_STEP:
         _fail(ValueError, owner, arg, constraint, value)
     return value
 
@@ -67,9 +102,11 @@ def not_above(owner, arg, value, other_arg, other_value):
 
 
 def boundaries(owner, arg, value):
-    """A non-empty sequence of strictly increasing integer steps >= 1."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        _fail(TypeError, owner, arg, "a sequence of integers", value)
+    """A non-empty sequence (list, tuple, 1-d array) of strictly increasing steps >= 1."""
+    if isinstance(value, (str, bytes, set, frozenset, dict)) or not hasattr(value, "__iter__"):
+        _fail(TypeError, owner, arg, "a sequence of integers (a list, tuple or 1-d array, not a set or dict)", value)
+    if hasattr(value, "shape") and len(getattr(value, "shape")) != 1:
+        _fail(ValueError, owner, arg, "a 1-d sequence", value)
     value = list(value)
     if not value:
         _fail(ValueError, owner, arg, "a non-empty sequence", value)
@@ -84,6 +121,7 @@ def schedule(owner, arg, value):
     """A `LearningRateSchedule`, or a plain learning rate (a real number >= 0)."""
     if isinstance(value, LearningRateSchedule):
         return value
+    value = _number(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         _fail(TypeError, owner, arg, "a LearningRateSchedule or a float", value)
     return learning_rate(owner, arg, value)

@@ -3,11 +3,11 @@
 import keras
 from keras import ops
 
-from kschedules import _checks
+from kschedules import _checks, _schedule
 
 
 @keras.saving.register_keras_serializable(package="kschedules")
-class PolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
+class PolynomialDecay(_schedule.Schedule):
     """Decays the learning rate along a power curve to an end value.
 
     `power` shapes the curve: above 1 the rate falls fast and then flattens
@@ -33,7 +33,8 @@ class PolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
         power: Exponent of the curve, a float > 0. Defaults to 1 (linear).
 
     Returns:
-        A schedule; calling it with a step returns a float32 scalar tensor.
+        A schedule; calling it with a step returns a float32 tensor of the
+        step's shape.
 
     Raises:
         TypeError: if an argument has the wrong type.
@@ -49,7 +50,13 @@ class PolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     _name = "PolynomialDecay"
 
-    def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0, power=1.0):
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_steps: int,
+        end_learning_rate: float = 0.0,
+        power: float = 1.0,
+    ):
         self.initial_learning_rate = _checks.learning_rate(
             self._name, "initial_learning_rate", initial_learning_rate
         )
@@ -64,13 +71,13 @@ class PolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.power = _checks.real(self._name, "power", power, minimum=0, exclusive=True)
 
     def __call__(self, step):
-        decay_steps = float(self.decay_steps)
-        step = ops.minimum(ops.cast(step, "float32"), decay_steps)
-        # (T - t) / T rather than 1 - t / T: exactly 0 at t = T even where XLA
-        # divides by multiplying with a rounded 1 / T, so 0 ** power stays 0.
-        remaining = (decay_steps - step) / decay_steps
-        span = self.initial_learning_rate - self.end_learning_rate
-        return span * ops.power(remaining, self.power) + self.end_learning_rate
+        step = _schedule.as_step(step)
+        # (T - t) / T rather than 1 - t / T: T - t is exact for an integer step,
+        # and exactly 0 at t = T even where XLA divides by multiplying with a
+        # rounded 1 / T, so 0 ** power stays 0.
+        remaining = _schedule.to_float(ops.maximum(self.decay_steps - step, 0)) / self.decay_steps
+        weight = ops.power(remaining, self.power)
+        return _schedule.lerp(self.end_learning_rate, self.initial_learning_rate, weight)
 
     def get_config(self):
         return {
@@ -104,7 +111,8 @@ class LinearDecay(PolynomialDecay):
             float in [0, initial_learning_rate]. Defaults to 0.
 
     Returns:
-        A schedule; calling it with a step returns a float32 scalar tensor.
+        A schedule; calling it with a step returns a float32 tensor of the
+        step's shape.
 
     Raises:
         TypeError: if an argument has the wrong type.
@@ -120,7 +128,9 @@ class LinearDecay(PolynomialDecay):
 
     _name = "LinearDecay"
 
-    def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0):
+    def __init__(
+        self, initial_learning_rate: float, decay_steps: int, end_learning_rate: float = 0.0
+    ):
         super().__init__(initial_learning_rate, decay_steps, end_learning_rate, power=1.0)
 
     def get_config(self):

@@ -1,29 +1,35 @@
 """Schedules by name: the names the runner's `--schedule` flag accepts."""
 
 import inspect
+import types
+
+import keras
 
 from kschedules.constant import Constant
 from kschedules.cosine import CosineAnnealing, CosineAnnealingWarmRestarts
 from kschedules.polynomial import LinearDecay, PolynomialDecay
 from kschedules.step import StepDecay
 
-SCHEDULES = {
+# Read-only: `get` builds what is listed here and nothing else.
+SCHEDULES = types.MappingProxyType({
     "constant": Constant,
     "step": StepDecay,
     "cosine": CosineAnnealing,
     "cosine_restarts": CosineAnnealingWarmRestarts,
     "linear": LinearDecay,
     "poly": PolynomialDecay,
-}
+})
 
 
-def get(name, **kwargs):
+def get(name: str, **kwargs) -> keras.optimizers.schedules.LearningRateSchedule:
     """Builds the schedule registered under `name`.
 
     Args:
         name: One of `SCHEDULES`: constant, step, cosine, cosine_restarts,
             linear, poly.
-        **kwargs: The constructor arguments of that schedule's class.
+        **kwargs: The constructor arguments of that schedule's class, by the
+            class's own names (`initial_learning_rate`, `decay_steps`, ...:
+            steps, not the runner's epoch flags).
 
     Returns:
         The schedule instance.

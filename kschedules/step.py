@@ -3,11 +3,11 @@
 import keras
 from keras import ops
 
-from kschedules import _checks
+from kschedules import _checks, _schedule
 
 
 @keras.saving.register_keras_serializable(package="kschedules")
-class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
+class StepDecay(_schedule.Schedule):
     """Multiplies the learning rate by `factor` at each boundary step.
 
     The classic schedule of ResNet training (He et al. 2016: x0.1 at 50% and
@@ -28,30 +28,35 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     Args:
         initial_learning_rate: Rate before the first boundary, a float >= 0.
-        boundaries: Strictly increasing steps (integers >= 1) at which the
-            rate drops.
+        boundaries: Strictly increasing steps (integers in [1, 2**31 - 1]) at
+            which the rate drops: a list, tuple or 1-d array.
         factor: Multiplier applied at each boundary, a float in (0, 1].
             Defaults to 0.1.
 
     Returns:
-        A schedule; calling it with a step returns a float32 scalar tensor.
+        A schedule; calling it with a step returns a float32 tensor of the
+        step's shape (element-wise for a vector of steps).
 
     Raises:
-        TypeError: if an argument has the wrong type.
+        TypeError: if an argument has the wrong type (boundaries given as a
+            set or dict, which have no order of their own, included).
         ValueError: if a rate is negative, `factor` is outside (0, 1], or the
             boundaries are empty, below 1 or not strictly increasing.
 
     Example:
 
+    >>> import numpy as np
     >>> schedule = StepDecay(0.1, boundaries=[100, 200], factor=0.1)
     >>> [round(float(schedule(step)), 6) for step in (0, 99, 100, 199, 200, 10**6)]
     [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    >>> [round(float(lr), 6) for lr in schedule(np.arange(98, 102))]
+    [0.1, 0.1, 0.01, 0.01]
 
     References:
         He et al., "Deep Residual Learning for Image Recognition", CVPR 2016.
     """
 
-    def __init__(self, initial_learning_rate, boundaries, factor=0.1):
+    def __init__(self, initial_learning_rate: float, boundaries, factor: float = 0.1):
         name = "StepDecay"
         self.initial_learning_rate = _checks.learning_rate(
             name, "initial_learning_rate", initial_learning_rate
@@ -66,9 +71,10 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
         ]
 
     def __call__(self, step):
-        step = ops.cast(step, "int32")
-        boundaries = ops.convert_to_tensor(self.boundaries, dtype="int32")
-        drops = ops.sum(ops.cast(ops.greater_equal(step, boundaries), "int32"))
+        step = _schedule.whole_steps(_schedule.as_step(step))
+        boundaries = ops.convert_to_tensor(self.boundaries, dtype=step.dtype)
+        passed = ops.greater_equal(ops.expand_dims(step, -1), boundaries)
+        drops = ops.sum(ops.cast(passed, "int32"), axis=-1)
         values = ops.convert_to_tensor(self._values, dtype="float32")
         return ops.take(values, drops)
 

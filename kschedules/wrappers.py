@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kschedules import _checks
+from kschedules import _checks, _schedule
 from kschedules.constant import Constant
 
 
@@ -27,8 +27,12 @@ def _deserialize(config):
     return config
 
 
-class _Wrapper(keras.optimizers.schedules.LearningRateSchedule):
-    """Serialises its inner `schedule` and rebuilds it in `from_config`."""
+class _Wrapper(_schedule.Schedule):
+    """Serialises its inner `schedule` and rebuilds it in `from_config`.
+
+    The wrapped schedule is called with an integer step whenever the wrapper
+    is (see `_schedule`), so a schedule that indexes by the step works inside.
+    """
 
     @classmethod
     def from_config(cls, config):
@@ -54,7 +58,8 @@ class Warmup(_Wrapper):
     lr(step) = f(step - w)                   for step >= w
     ```
 
-    The wrapped schedule's clock starts when warmup ends, so a decay of
+    The wrapped schedule is called with `step - w` (an integer for an
+    integer step) and with `0`. Its clock starts when warmup ends, so a decay of
     `decay_steps` ends at step `warmup_steps + decay_steps`; its boundaries, if
     it has any, move later by `warmup_steps`. With `warmup_steps=0` the values
     are exactly those of `schedule`.
@@ -66,7 +71,8 @@ class Warmup(_Wrapper):
         start_learning_rate: Rate at step 0, a float >= 0. Defaults to 0.
 
     Returns:
-        A schedule; calling it with a step returns a float32 scalar tensor.
+        A schedule; calling it with a step returns a float32 tensor of the
+        step's shape.
 
     Raises:
         TypeError: if `schedule` is neither a schedule nor a real number, or
@@ -79,13 +85,15 @@ class Warmup(_Wrapper):
     >>> schedule = Warmup(CosineAnnealing(0.1, decay_steps=100), warmup_steps=10)
     >>> [round(float(schedule(step)), 6) for step in (0, 5, 10, 60, 110)]
     [0.0, 0.05, 0.1, 0.05, 0.0]
+    >>> schedule
+    Warmup(CosineAnnealing(initial_learning_rate=0.1, decay_steps=100), warmup_steps=10)
 
     References:
         Goyal et al., "Accurate, Large Minibatch SGD: Training ImageNet in
         1 Hour", 2017.
     """
 
-    def __init__(self, schedule, warmup_steps, start_learning_rate=0.0):
+    def __init__(self, schedule, warmup_steps: int, start_learning_rate: float = 0.0):
         name = "Warmup"
         self.schedule = _checks.schedule(name, "schedule", schedule)
         self.warmup_steps = _checks.steps(name, "warmup_steps", warmup_steps, minimum=0)
@@ -95,13 +103,13 @@ class Warmup(_Wrapper):
         self._inner = _as_schedule(self.schedule)
 
     def __call__(self, step):
-        step = ops.cast(step, "float32")
-        warmup = float(self.warmup_steps)
-        after = ops.cast(self._inner(ops.maximum(step - warmup, 0.0)), "float32")
-        target = ops.cast(self._inner(ops.zeros((), "float32")), "float32")
-        start = self.start_learning_rate
+        step = _schedule.as_step(step)
+        warmup = self.warmup_steps
+        after = _schedule.to_float(self._inner(ops.maximum(step - warmup, 0)))
+        target = _schedule.to_float(self._inner(ops.zeros((), step.dtype)))
         # max(warmup, 1) only keeps the unused branch finite when warmup is 0.
-        ramp = start + (target - start) * step / max(warmup, 1.0)
+        fraction = _schedule.to_float(step) / max(warmup, 1)
+        ramp = _schedule.lerp(self.start_learning_rate, target, fraction)
         return ops.where(step < warmup, ramp, after)
 
     def get_config(self):
@@ -125,13 +133,17 @@ class Staircase(_Wrapper):
     lr(step) = f(floor(step / e) * e)
     ```
 
+    The wrapped schedule is called with an integer step (also for a float
+    step), computed exactly.
+
     Args:
         schedule: The schedule to hold: a `LearningRateSchedule` or a float
             >= 0.
         steps_per_epoch: Optimizer steps in one epoch, an integer >= 1.
 
     Returns:
-        A schedule; calling it with a step returns a float32 scalar tensor.
+        A schedule; calling it with a step returns a float32 tensor of the
+        step's shape.
 
     Raises:
         TypeError: if `schedule` is neither a schedule nor a real number, or
@@ -146,16 +158,16 @@ class Staircase(_Wrapper):
     [0.1, 0.1, 0.09, 0.09, 0.08]
     """
 
-    def __init__(self, schedule, steps_per_epoch):
+    def __init__(self, schedule, steps_per_epoch: int):
         name = "Staircase"
         self.schedule = _checks.schedule(name, "schedule", schedule)
         self.steps_per_epoch = _checks.steps(name, "steps_per_epoch", steps_per_epoch)
         self._inner = _as_schedule(self.schedule)
 
     def __call__(self, step):
-        step = ops.cast(step, "float32")
-        epoch_steps = float(self.steps_per_epoch)
-        return ops.cast(self._inner(ops.floor(step / epoch_steps) * epoch_steps), "float32")
+        step = _schedule.whole_steps(_schedule.as_step(step))
+        epoch_start = (step // self.steps_per_epoch) * self.steps_per_epoch
+        return _schedule.to_float(self._inner(epoch_start))
 
     def get_config(self):
         return {

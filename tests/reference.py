@@ -5,6 +5,8 @@ with explicit loops. This module never imports kschedules, so a mistake in the
 library cannot leak into its own reference.
 """
 
+import bisect
+import fractions
 import math
 
 
@@ -42,3 +44,29 @@ def warmup(step, schedule, warmup_steps, start=0.0):
 
 def staircase(step, schedule, steps_per_epoch):
     return schedule((step // steps_per_epoch) * steps_per_epoch)
+
+
+def exact_cycle_starts(first, t_mul, last_step):
+    """SGDR's cycle starts S_0, S_1, ... as exact fractions, up to `last_step`.
+
+    `t_mul` is taken as the decimal it prints as (1.1 = 11/10), as the
+    library documents. Returns (starts, lengths), one past the last start
+    <= last_step.
+    """
+    t = fractions.Fraction(repr(float(t_mul)))
+    start, length = fractions.Fraction(0), fractions.Fraction(first)
+    starts, lengths = [], []
+    while True:
+        starts.append(start)
+        lengths.append(length)
+        if start > last_step:
+            return starts, lengths
+        start, length = start + length, length * t
+
+
+def cosine_restarts_exact(step, starts, lengths, initial, m_mul=1.0, minimum=0.0):
+    """SGDR at an integer `step` from cycle starts (exact fractions or floats)."""
+    cycle = bisect.bisect_right(starts, step) - 1
+    peak = max(initial * m_mul**cycle, minimum)
+    position = float(step - starts[cycle]) / float(lengths[cycle])
+    return minimum + (peak - minimum) * (1 + math.cos(math.pi * position)) / 2
