@@ -44,13 +44,23 @@ class LearningRateLogger(keras.callbacks.Callback):
     - `csv_path`: a CSV file with header `epoch,step,learning_rate`, one row
       per epoch, written when the epoch's first batch begins (so it also
       shows the epoch in progress). Values are written with the shortest
-      text that reads back to the same float32 (or float64) number. The file
-      is appended to, never truncated: when a `fit` starts at epoch k (a
-      `BackupAndRestore` resume, `fit(initial_epoch=k)`), rows for epochs
-      >= k left by an earlier attempt are replaced and earlier rows kept,
-      with an atomic rewrite, so the file holds exactly one row per epoch.
-      A `fit` that starts again at epoch 0 therefore replaces every row; to
-      continue a run in a new `fit`, pass `initial_epoch` as Keras expects.
+      text that reads back to the same float32 (or float64) number. Each row
+      is written by an atomic rewrite of the file (rows of earlier epochs
+      kept, rows cut short by a crash dropped), so the file always holds
+      exactly one complete row per epoch, whoever writes to it.
+    - Several `fit` calls on one file (one logger or several, one process or
+      a later one) are told apart by the optimizer step, which only a restore
+      takes back:
+      * a `fit` whose first step is past the file's last row continues the
+        record: if Keras counts its epochs from 0 again (a second
+        `model.fit(...)` without `initial_epoch`), they are numbered on from
+        the last row, in the CSV and in TensorBoard alike;
+      * a `fit` that starts at a step the file already covers, or inside its
+        last epoch (a `BackupAndRestore` resume, a restored checkpoint, a
+        model trained again from scratch) replaces the rows from its first
+        epoch on.
+      Two loggers on one `csv_path` in one `fit` therefore write each row
+      once.
     - `log_dir`: a TensorBoard scalar `learning_rate` at `step=epoch`, in a
       summary writer on `log_dir` itself (beside the `train/` and
       `validation/` folders of Keras's `TensorBoard` callback when both use
@@ -73,16 +83,17 @@ class LearningRateLogger(keras.callbacks.Callback):
         csv_path: CSV file to write (str or os.PathLike), or None. Its folder
             is created if needed. An existing file must be a CSV written by
             this callback. Defaults to None.
-        update_freq: `"epoch"` to log once per epoch, or a positive int N to
-            also log `step_learning_rate` to TensorBoard every N optimizer
-            steps (needs `log_dir`). Defaults to `"epoch"`.
+        update_freq: `"epoch"` to log once per epoch, `"batch"` (every
+            step, as `keras.callbacks.TensorBoard` reads it) or a positive int
+            N to also log `step_learning_rate` to TensorBoard every N
+            optimizer steps (needs `log_dir`). Defaults to `"epoch"`.
 
     Raises:
         ValueError: If neither `log_dir` nor `csv_path` is given, a path is
             empty, `update_freq` is neither `"epoch"` nor a positive int, or
-            `update_freq` is an int without `log_dir`; when training starts,
-            if `csv_path` holds a file with another header or the model has no
-            optimizer.
+            `update_freq` is per step without `log_dir`; when training starts,
+            if `csv_path` is a directory, cannot be written, or holds a file
+            with another header, or the model has no optimizer.
         TypeError: If a path is not a str or os.PathLike, or `update_freq` is
             neither a str nor an int.
         ImportError: If `log_dir` is given and TensorFlow is not installed.
@@ -133,6 +144,8 @@ class LearningRateLogger(keras.callbacks.Callback):
         self._epoch = None
         self._epoch_pending = False
         self._first_row_of_fit = True
+        self._epoch_offset = 0
+        self._last_row = None  # (epoch, step) last written, for a log_dir only logger
         self._step_offset = 0
         self._next_due_step = None
         self._steps_per_execution = 1
@@ -141,9 +154,7 @@ class LearningRateLogger(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if self.csv_path is not None:
-            _check_csv_header(self.csv_path)
-            folder = os.path.dirname(os.path.abspath(self.csv_path))
-            os.makedirs(folder, exist_ok=True)
+            _check_csv_path(self.csv_path)
         if self.log_dir is not None:
             if self._writer is not None:
                 self._writer.close()
@@ -253,16 +264,16 @@ class LearningRateLogger(keras.callbacks.Callback):
     # Writing.
 
     def _write_epoch(self, epoch, step, value):
+        if self._first_row_of_fit:
+            last = _last_row(self.csv_path) if self.csv_path else self._last_row
+            steps_per_epoch = (self.params or {}).get("steps")
+            self._epoch_offset = _continuing_offset(last, epoch, step, steps_per_epoch)
+            self._first_row_of_fit = False
+        epoch += self._epoch_offset
         if self.csv_path is not None:
             row = [str(epoch), str(step), _format_value(value)]
-            if self._first_row_of_fit:
-                _rewrite_csv(self.csv_path, keep_before_epoch=epoch, row=row)
-            else:
-                with open(self.csv_path, "a", newline="") as f:
-                    csv.writer(f, lineterminator="\n").writerow(row)
-                    f.flush()
-                    os.fsync(f.fileno())
-        self._first_row_of_fit = False
+            _rewrite_csv(self.csv_path, keep_before_epoch=epoch, row=row)
+        self._last_row = (epoch, step)
         if self._writer is not None:
             # record_if(True): Keras's TensorBoard(update_freq=N) leaves a
             # record_if(step % N == 0) context open during training.
@@ -295,23 +306,23 @@ def _check_path(name, value):
 
 def _check_update_freq(update_freq):
     if isinstance(update_freq, str):
-        if update_freq != "epoch":
+        if update_freq not in ("epoch", "batch"):
             raise ValueError(
-                'LearningRateLogger: update_freq must be "epoch" or a '
+                'LearningRateLogger: update_freq must be "epoch", "batch" or a '
                 f"positive int, received update_freq={update_freq!r}"
             )
-        return update_freq
+        return 1 if update_freq == "batch" else update_freq
     if isinstance(update_freq, bool) or not isinstance(
         update_freq, numbers.Integral
     ):
         raise TypeError(
-            'LearningRateLogger: update_freq must be "epoch" or a positive '
-            f"int, received update_freq={update_freq!r}"
+            'LearningRateLogger: update_freq must be "epoch", "batch" or a '
+            f"positive int, received update_freq={update_freq!r}"
         )
     if update_freq <= 0:
         raise ValueError(
-            'LearningRateLogger: update_freq must be "epoch" or a positive '
-            f"int, received update_freq={update_freq!r}"
+            'LearningRateLogger: update_freq must be "epoch", "batch" or a '
+            f"positive int, received update_freq={update_freq!r}"
         )
     return int(update_freq)
 
@@ -352,7 +363,25 @@ def _format_value(value):
     return str(np.asarray(value).reshape(())[()])
 
 
-def _check_csv_header(path):
+def _check_csv_path(path):
+    """A writable file path (its folder is created) holding nothing or our CSV."""
+    if os.path.isdir(path):
+        raise ValueError(
+            "LearningRateLogger: csv_path must be a file path, received "
+            f"csv_path={path!r}, a directory"
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    probe = f"{path}.{os.getpid()}.probe"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise ValueError(
+            "LearningRateLogger: csv_path must be a writable file path, "
+            f"received csv_path={path!r} ({error.strerror or error})"
+        ) from None
     if not os.path.exists(path):
         return
     with open(path, newline="") as f:
@@ -365,26 +394,57 @@ def _check_csv_header(path):
         )
 
 
+def _read_rows(path):
+    """The complete rows of our CSV at `path` ([] if there is none)."""
+    if not os.path.exists(path):
+        return []
+    rows = []
+    with open(path, newline="") as f:
+        for old in list(csv.reader(f))[1:]:
+            if len(old) != len(_CSV_HEADER):
+                continue
+            try:
+                int(old[0])
+                int(old[1])
+                float(old[2])
+            except ValueError:
+                continue
+            rows.append(old)
+    return rows
+
+
+def _last_row(path):
+    """(epoch, step) of the last complete row of `path`, or None."""
+    rows = _read_rows(path)
+    return (int(rows[-1][0]), int(rows[-1][1])) if rows else None
+
+
+def _continuing_offset(last, epoch, step, steps_per_epoch):
+    """What to add to Keras's epoch numbers in a fit starting at (epoch, step).
+
+    A fit past the last recorded step whose epochs do not follow the last
+    recorded one (Keras counting from 0 again) is numbered on from it. A fit
+    that starts inside the last recorded epoch (a `BackupAndRestore` resume
+    from a mid-epoch backup) is not: it replaces that epoch's row.
+    """
+    if last is None:
+        return 0
+    last_epoch, last_step = last
+    if step <= last_step or epoch > last_epoch:
+        return 0
+    inside_last_epoch = epoch == last_epoch and (
+        steps_per_epoch is None or step < last_step + steps_per_epoch
+    )
+    return 0 if inside_last_epoch else last_epoch + 1 - epoch
+
+
 def _rewrite_csv(path, keep_before_epoch, row):
     """Atomically rewrites `path`: rows of epochs < keep_before_epoch, then row.
 
     Rows from a replayed attempt (epoch >= keep_before_epoch) and rows cut
     short by a crash are dropped.
     """
-    kept = []
-    if os.path.exists(path):
-        with open(path, newline="") as f:
-            for old in list(csv.reader(f))[1:]:
-                if len(old) != len(_CSV_HEADER):
-                    continue
-                try:
-                    epoch = int(old[0])
-                    int(old[1])
-                    float(old[2])
-                except ValueError:
-                    continue
-                if epoch < keep_before_epoch:
-                    kept.append(old)
+    kept = [old for old in _read_rows(path) if int(old[0]) < keep_before_epoch]
     temp_path = path + ".tmp"
     try:
         with open(temp_path, "w", newline="") as f:

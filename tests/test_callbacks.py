@@ -387,16 +387,20 @@ def test_reads_the_optimizer_once_per_epoch_or_every_n_steps(tmp_path, monkeypat
         ({"log_dir": ""}, ValueError, "LearningRateLogger: log_dir must be a "
          "non-empty path, received log_dir=''"),
         ({"csv_path": "a.csv", "update_freq": 0}, ValueError,
-         'LearningRateLogger: update_freq must be "epoch" or a positive int, '
+         'LearningRateLogger: update_freq must be "epoch", "batch" or a positive int, '
          "received update_freq=0"),
+        ({"csv_path": "a.csv", "update_freq": "hourly"}, ValueError,
+         'LearningRateLogger: update_freq must be "epoch", "batch" or a positive int, '
+         "received update_freq='hourly'"),
         ({"csv_path": "a.csv", "update_freq": "batch"}, ValueError,
-         'LearningRateLogger: update_freq must be "epoch" or a positive int, '
-         "received update_freq='batch'"),
+         'LearningRateLogger: update_freq must be "epoch" when log_dir is '
+         "None (per-step values go to TensorBoard only), received "
+         "update_freq='batch'"),
         ({"csv_path": "a.csv", "update_freq": True}, TypeError,
-         'LearningRateLogger: update_freq must be "epoch" or a positive int, '
+         'LearningRateLogger: update_freq must be "epoch", "batch" or a positive int, '
          "received update_freq=True"),
         ({"csv_path": "a.csv", "update_freq": 2.0}, TypeError,
-         'LearningRateLogger: update_freq must be "epoch" or a positive int, '
+         'LearningRateLogger: update_freq must be "epoch", "batch" or a positive int, '
          "received update_freq=2.0"),
         ({"csv_path": "a.csv", "update_freq": 2}, ValueError,
          'LearningRateLogger: update_freq must be "epoch" when log_dir is '
@@ -408,6 +412,73 @@ def test_bad_arguments(kwargs, error, message):
     with pytest.raises(error) as info:
         LearningRateLogger(**kwargs)
     assert str(info.value) == message
+
+
+def test_update_freq_batch_logs_every_step(tmp_path):
+    schedule = DropAt([5, 13], [0.4, 0.2, 0.1])
+    log_dir = str(tmp_path / "tb")
+    fit(make_model(keras.optimizers.SGD(schedule)),
+        [LearningRateLogger(log_dir=log_dir, update_freq="batch")], epochs=2)
+    steps = read_scalars(log_dir, "step_learning_rate")
+    assert [s for s, _ in steps] == list(range(2 * STEPS_PER_EPOCH))
+    assert [v for _, v in steps] == [lr(schedule, s) for s in range(2 * STEPS_PER_EPOCH)]
+
+
+def test_a_second_fit_continues_the_epoch_count(tmp_path):
+    """0.1 deleted the first fit's rows when a second fit counted from epoch 0
+    again, while TensorBoard kept both: now both number on, the same way."""
+    schedule = DropAt([12], [0.3, 0.03])
+    csv_path, log_dir = tmp_path / "lr.csv", str(tmp_path / "tb")
+    model = make_model(keras.optimizers.SGD(schedule))
+    logger = LearningRateLogger(log_dir=log_dir, csv_path=csv_path)
+    fit(model, [logger], epochs=2)
+    fit(model, [logger], epochs=2)  # Keras counts 0, 1 again; the optimizer goes on.
+    rows = read_csv(csv_path)
+    assert [(e, s) for e, s, _ in rows] == [(0, 0), (1, 8), (2, 16), (3, 24)]
+    assert [v for _, _, v in rows] == list(np.float32([0.3, 0.3, 0.03, 0.03]))
+    assert last_per_step(read_scalars(log_dir, "learning_rate")) == [(e, v) for e, _, v in rows]
+    # A new logger on the same file (a new notebook cell) continues it too.
+    fit(model, [LearningRateLogger(csv_path=csv_path)], epochs=1)
+    assert [(e, s) for e, s, _ in read_csv(csv_path)][-1] == (4, 32)
+
+
+def test_two_loggers_on_one_file_write_each_row_once(tmp_path):
+    """0.1 wrote every row twice."""
+    csv_path = tmp_path / "lr.csv"
+    model = make_model(keras.optimizers.SGD(DropAt([12], [0.3, 0.03])))
+    fit(model, [LearningRateLogger(csv_path=csv_path), LearningRateLogger(csv_path=csv_path)],
+        epochs=3)
+    assert [(e, s) for e, s, _ in read_csv(csv_path)] == [(0, 0), (1, 8), (2, 16)]
+
+
+def test_a_torn_last_row_is_dropped_not_appended_to(tmp_path):
+    csv_path = tmp_path / "lr.csv"
+    csv_path.write_text("epoch,step,learning_rate\n0,0,0.3\n1,8,0.")  # Killed mid-write.
+    model = make_model(keras.optimizers.SGD(0.3))
+    model.optimizer.iterations.assign(8)
+    fit(model, [LearningRateLogger(csv_path=csv_path)], epochs=2, initial_epoch=1)
+    assert csv_path.read_text() == "epoch,step,learning_rate\n0,0,0.3\n1,8,0.3\n"
+
+
+@pytest.mark.parametrize("where", ["directory", "under_a_file"])
+def test_unusable_csv_path_fails_at_train_begin_naming_it(tmp_path, where):
+    """0.1 failed late with a raw OSError naming a .tmp file."""
+    if where == "directory":
+        path = tmp_path / "results"
+        path.mkdir()
+        expected = f"LearningRateLogger: csv_path must be a file path, received csv_path={str(path)!r}, a directory"
+    else:
+        (tmp_path / "a_file").write_text("x")
+        path = tmp_path / "a_file" / "lr.csv"
+        expected = (f"LearningRateLogger: csv_path must be a writable file path, received "
+                    f"csv_path={str(path)!r} (")
+    model = make_model(keras.optimizers.SGD(0.1))
+    with pytest.raises(ValueError) as info:
+        fit(model, [LearningRateLogger(csv_path=path)], epochs=1)
+    assert str(info.value).startswith(expected)
+    assert "\n" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["results"] if where == "directory" else ["a_file"])
 
 
 def test_refuses_to_overwrite_a_foreign_csv(tmp_path):
