@@ -5,12 +5,19 @@ arguments are in optimizer steps; pass one to any Keras optimizer.
 """
 
 from kschedules.callbacks import LearningRateLogger
+from kschedules.combinators import Product, Sequence
 from kschedules.constant import Constant
 from kschedules.cosine import CosineAnnealing, CosineAnnealingWarmRestarts
+from kschedules.cyclic import Cyclic
+from kschedules.exponential import ExponentialDecay
+from kschedules.inverse_sqrt import InverseSqrtDecay
+from kschedules.onecycle import OneCycle
 from kschedules.polynomial import LinearDecay, PolynomialDecay
 from kschedules.registry import SCHEDULES, get
 from kschedules.step import StepDecay
+from kschedules.tanh import TanhDecay
 from kschedules.wrappers import Staircase, Warmup
+from kschedules.wsd import WarmupStableDecay
 
 __version__ = "0.1.0"
 
@@ -18,12 +25,20 @@ __all__ = [
     "Constant",
     "CosineAnnealing",
     "CosineAnnealingWarmRestarts",
+    "Cyclic",
+    "ExponentialDecay",
+    "InverseSqrtDecay",
     "LearningRateLogger",
     "LinearDecay",
+    "OneCycle",
     "PolynomialDecay",
+    "Product",
     "SCHEDULES",
+    "Sequence",
     "Staircase",
     "StepDecay",
+    "TanhDecay",
     "Warmup",
+    "WarmupStableDecay",
     "get",
 ]

@@ -125,3 +125,41 @@ def schedule(owner, arg, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         _fail(TypeError, owner, arg, "a LearningRateSchedule or a float", value)
     return learning_rate(owner, arg, value)
+
+
+def flag(owner, arg, value):
+    """A bool (a numpy bool is accepted)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    _fail(TypeError, owner, arg, "a bool (True or False)", value)
+
+
+def fraction(owner, arg, value):
+    """A real number strictly between 0 and 1."""
+    value = real(owner, arg, value, minimum=0, exclusive=True)
+    if value >= 1:
+        _fail(ValueError, owner, arg, "> 0 and < 1", value)
+    return value
+
+
+def choice(owner, arg, value, choices):
+    """One of the strings `choices`; the message lists them all."""
+    constraint = "one of " + ", ".join(repr(c) for c in choices)
+    if not isinstance(value, str):
+        _fail(TypeError, owner, arg, constraint, value)
+    if value not in choices:
+        _fail(ValueError, owner, arg, constraint, value)
+    return value
+
+
+def schedules(owner, arg, value, *, minimum=1):
+    """A list or tuple of at least `minimum` schedules or plain learning rates.
+
+    Each entry is checked by `schedule` (as `<arg>[i]`); returns a list.
+    """
+    if not isinstance(value, (list, tuple)):
+        _fail(TypeError, owner, arg, "a list of LearningRateSchedules or floats", value)
+    if len(value) < minimum:
+        _fail(ValueError, owner, arg,
+              f"a list of at least {minimum} LearningRateSchedules or floats", list(value))
+    return [schedule(owner, f"{arg}[{i}]", s) for i, s in enumerate(value)]

@@ -7,8 +7,14 @@ import keras
 
 from kschedules.constant import Constant
 from kschedules.cosine import CosineAnnealing, CosineAnnealingWarmRestarts
+from kschedules.cyclic import Cyclic
+from kschedules.exponential import ExponentialDecay
+from kschedules.inverse_sqrt import InverseSqrtDecay
+from kschedules.onecycle import OneCycle
 from kschedules.polynomial import LinearDecay, PolynomialDecay
 from kschedules.step import StepDecay
+from kschedules.tanh import TanhDecay
+from kschedules.wsd import WarmupStableDecay
 
 # Read-only: `get` builds what is listed here and nothing else.
 SCHEDULES = types.MappingProxyType({
@@ -18,6 +24,12 @@ SCHEDULES = types.MappingProxyType({
     "cosine_restarts": CosineAnnealingWarmRestarts,
     "linear": LinearDecay,
     "poly": PolynomialDecay,
+    "exponential": ExponentialDecay,
+    "inverse_sqrt": InverseSqrtDecay,
+    "onecycle": OneCycle,
+    "cyclic": Cyclic,
+    "tanh": TanhDecay,
+    "wsd": WarmupStableDecay,
 })
 
 
@@ -26,7 +38,8 @@ def get(name: str, **kwargs) -> keras.optimizers.schedules.LearningRateSchedule:
 
     Args:
         name: One of `SCHEDULES`: constant, step, cosine, cosine_restarts,
-            linear, poly.
+            linear, poly, exponential, inverse_sqrt, onecycle, cyclic, tanh,
+            wsd.
         **kwargs: The constructor arguments of that schedule's class, by the
             class's own names (`initial_learning_rate`, `decay_steps`, ...:
             steps, not the runner's epoch flags).
@@ -45,6 +58,10 @@ def get(name: str, **kwargs) -> keras.optimizers.schedules.LearningRateSchedule:
     >>> schedule = get("poly", initial_learning_rate=0.1, decay_steps=100, power=0.5)
     >>> type(schedule).__name__, round(float(schedule(75)), 6)
     ('PolynomialDecay', 0.05)
+    >>> schedule = get("wsd", initial_learning_rate=0.1, warmup_steps=10, stable_steps=80,
+    ...                decay_steps=10)
+    >>> type(schedule).__name__, round(float(schedule(5)), 6), round(float(schedule(95)), 6)
+    ('WarmupStableDecay', 0.05, 0.05)
     """
     if not isinstance(name, str):
         raise TypeError(f"get: name must be a string, received name={name!r}")

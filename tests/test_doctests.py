@@ -11,6 +11,13 @@ MODULES = [
     "kschedules.cosine",
     "kschedules.polynomial",
     "kschedules.wrappers",
+    "kschedules.exponential",
+    "kschedules.inverse_sqrt",
+    "kschedules.onecycle",
+    "kschedules.cyclic",
+    "kschedules.tanh",
+    "kschedules.wsd",
+    "kschedules.combinators",
     "kschedules.registry",
     "kschedules.callbacks",
 ]

@@ -151,6 +151,11 @@ WRAPPED_TABLE = {
                [0.0, 0.08, 0.1, 0.1, 0.2, 0.2, 0.3, 0.4]),
     "staircase": (ks.Staircase(TableSchedule(), 7), [0, 6, 7, 13, 14, 20, 21, 100],
                   [0.1, 0.1, 0.1, 0.1, 0.2, 0.2, 0.3, 0.4]),
+    # Each piece on its own clock: the table from its step 0 at 3 and again at 23.
+    "sequence": (ks.Sequence([0.05, TableSchedule(), TableSchedule()], [3, 23]),
+                 [0, 2, 3, 12, 13, 22, 23, 33, 100], [0.05, 0.05, 0.1, 0.1, 0.2, 0.2, 0.1, 0.2, 0.4]),
+    "product": (ks.Product([TableSchedule(), 0.5, TableSchedule()]), [0, 9, 10, 35, 100],
+                [0.005, 0.005, 0.02, 0.08, 0.08]),
 }
 
 
@@ -331,7 +336,9 @@ cases = json.loads(input())
 out = {}
 for name, steps in cases.items():
     schedule = {"warmup": ks.Warmup(TableSchedule(), 5),
-                "staircase": ks.Staircase(TableSchedule(), 7)}[name]
+                "staircase": ks.Staircase(TableSchedule(), 7),
+                "sequence": ks.Sequence([0.05, TableSchedule(), TableSchedule()], [3, 23]),
+                "product": ks.Product([TableSchedule(), 0.5, TableSchedule()])}[name]
     jitted = jax.jit(lambda step: schedule(step))
     out[name] = {"jit": [float(jitted(s)) for s in steps],
                  "vector": np.asarray(schedule(np.array(steps))).tolist()}
