@@ -70,3 +70,92 @@ def cosine_restarts_exact(step, starts, lengths, initial, m_mul=1.0, minimum=0.0
     peak = max(initial * m_mul**cycle, minimum)
     position = float(step - starts[cycle]) / float(lengths[cycle])
     return minimum + (peak - minimum) * (1 + math.cos(math.pi * position)) / 2
+
+
+# -- The 0.2 schedules, from their peers' definitions -------------------------
+
+
+def exponential(step, initial, decay_steps, rate, staircase=False, begin=0, end=None):
+    """optax's exponential_decay."""
+    elapsed = step - begin
+    if elapsed <= 0:
+        value = initial
+    else:
+        p = elapsed // decay_steps if staircase else elapsed / decay_steps
+        value = initial * rate**p
+    if end is not None:
+        value = max(value, end) if rate < 1 else min(value, end)
+    return value
+
+
+def inverse_sqrt(step, initial, timescale):
+    return initial / math.sqrt((step + timescale) / timescale)
+
+
+def one_cycle(step, peak, total, pct_start=0.3, strategy="cos", div=25.0, final_div=1e4,
+              three_phase=False):
+    """PyTorch's OneCycleLR.get_lr for 0 <= step < total, the final rate after."""
+    start = peak / div
+    final = start / final_div
+    if step >= total - 1:
+        return final
+    if three_phase:
+        phases = [(float(pct_start * total) - 1, start, peak),
+                  (float(2 * pct_start * total) - 2, peak, start),
+                  (total - 1, start, final)]
+    else:
+        phases = [(float(pct_start * total) - 1, start, peak), (total - 1, peak, final)]
+    begin = 0
+    for i, (end, u, v) in enumerate(phases):
+        if step <= end or i == len(phases) - 1:
+            x = (step - begin) / (end - begin)
+            if strategy == "cos":
+                return v + (u - v) / 2 * (math.cos(math.pi * x) + 1)
+            return (v - u) * x + u
+        begin = end
+
+
+def cyclic(step, base, top, up, down=None, mode="triangular", gamma=1.0):
+    """PyTorch's CyclicLR.get_lr (cycle counted from 1, as there)."""
+    down = up if down is None else down
+    size = up + down
+    cycle = step // size + 1
+    position = step - (cycle - 1) * size
+    height = position / up if position <= up else (size - position) / down
+    scale = {"triangular": 1.0, "triangular2": 1 / 2.0 ** (cycle - 1),
+             "exp_range": gamma**step}[mode]
+    return base + (top - base) * height * scale
+
+
+def tanh_decay(step, initial, decay_steps, minimum=0.0, lower=-7.0, upper=3.0):
+    """timm's TanhLRScheduler with one cycle: the formula before T, the minimum from T."""
+    if step >= decay_steps:
+        return minimum
+    t = step / decay_steps
+    return minimum + 0.5 * (initial - minimum) * (1 - math.tanh(lower * (1 - t) + upper * t))
+
+
+def wsd(step, initial, warmup, stable, decay, minimum=0.0, warmup_shape="linear",
+        decay_shape="cosine"):
+    """Hugging Face's get_wsd_schedule (min_lr_ratio = minimum / initial, num_cycles=0.5)."""
+    ratio = minimum / initial
+    if step < warmup:
+        x = step / max(1, warmup)
+        factor = {"linear": x, "cosine": 0.5 * (1 - math.cos(math.pi * x)),
+                  "1-sqrt": 1 - math.sqrt(1 - x)}[warmup_shape]
+        return initial * max(0.0, factor * (1 - ratio) + ratio)
+    if step < warmup + stable:
+        return initial
+    if step < warmup + stable + decay:
+        x = (step - warmup - stable) / max(1, decay)
+        factor = {"linear": 1 - x, "cosine": 0.5 * (1 + math.cos(math.pi * x)),
+                  "1-sqrt": 1 - math.sqrt(x)}[decay_shape]
+        return initial * max(0.0, factor * (1 - ratio) + ratio)
+    return minimum
+
+
+def join(step, schedules, boundaries):
+    """optax's join_schedules: piece k on its own clock from boundary k - 1."""
+    k = bisect.bisect_right(boundaries, step)
+    start = boundaries[k - 1] if k else 0
+    return schedules[k](step - start)
