@@ -44,10 +44,12 @@ class Sequence(_Combinator):
     works), and never with a negative step. A plain float is a constant
     piece.
 
-    `Warmup(f, w, s)` is `Sequence([ramp, f], [w])` with a ramp rising
-    linearly from `s` to `f(0)` over `w` steps, such as
-    `WarmupStableDecay(float(f(0)), w, 0, 1, min_learning_rate=s)`; both
-    give identical values (`Warmup` remains the short name for it).
+    `Warmup(f, w, s)` is `Sequence([ramp, f], [w])` with a ramp going
+    linearly from `s` to `f(0)` over `w` steps (`Warmup` remains the short
+    name for it). For a rising ramp (s <= f(0)) that is
+    `WarmupStableDecay(float(f(0)), w, 0, 1, min_learning_rate=s)`, and both
+    give identical values; a falling one, `LinearDecay(s, w, float(f(0)))`,
+    agrees to one float32 rounding.
 
     Args:
         schedules: The pieces, in order: a list of at least two

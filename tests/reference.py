@@ -153,9 +153,3 @@ def wsd(step, initial, warmup, stable, decay, minimum=0.0, warmup_shape="linear"
         return initial * max(0.0, factor * (1 - ratio) + ratio)
     return minimum
 
-
-def join(step, schedules, boundaries):
-    """optax's join_schedules: piece k on its own clock from boundary k - 1."""
-    k = bisect.bisect_right(boundaries, step)
-    start = boundaries[k - 1] if k else 0
-    return schedules[k](step - start)

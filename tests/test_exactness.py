@@ -295,6 +295,19 @@ def test_repr_is_a_constructor_call_without_defaults():
         "Warmup(ExponentialDecay(initial_learning_rate=0.1, decay_steps=10, decay_rate=0.5,")
 
 
+def test_combinators_print_and_compare_by_their_pieces():
+    schedule = ks.Sequence([0.05, ks.OneCycle(0.1, 100), ks.Cyclic(0.01, 0.1, 10)], [5, 105])
+    assert repr(schedule) == (
+        "Sequence([0.05, OneCycle(maximal_learning_rate=0.1, total_steps=100), "
+        "Cyclic(initial_learning_rate=0.01, maximal_learning_rate=0.1, step_size_up=10)], "
+        "boundaries=[5, 105])")
+    assert repr(ks.Product([ks.TanhDecay(0.1, 10), 0.5])) == (
+        "Product([TanhDecay(initial_learning_rate=0.1, decay_steps=10), 0.5])")
+    same = ks.Sequence([0.05, ks.OneCycle(0.1, 100), ks.Cyclic(0.01, 0.1, 10)], [5, 105])
+    other = ks.Sequence([0.05, ks.OneCycle(0.1, 100), ks.Cyclic(0.01, 0.1, 11)], [5, 105])
+    assert schedule == same and hash(schedule) == hash(same) and schedule != other
+
+
 def test_equality_and_hash_follow_the_config():
     a = ks.Warmup(ks.CosineAnnealingWarmRestarts(0.1, 10, t_mul=2.0), 5)
     b = ks.Warmup(ks.CosineAnnealingWarmRestarts(0.1, 10, t_mul=2.0), 5)
