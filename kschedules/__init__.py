@@ -19,7 +19,7 @@ from kschedules.tanh import TanhDecay
 from kschedules.wrappers import Staircase, Warmup
 from kschedules.wsd import WarmupStableDecay
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Constant",
