@@ -28,12 +28,20 @@ import os
 import re
 import sys
 
+import numpy as np
+
 from experiments import data
 from experiments import flags as flag_defs
 
 # The flags that hold learning rates (all scaled by --lr_scaling).
 LR_FLAGS = ("lr", "min_lr", "end_lr", "warmup_start_lr")
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+# The most optimizer steps a run may have: kschedules' step range (int32, its
+# MAX_STEP), in which every schedule computes exactly.
+MAX_TOTAL_STEPS = 2**31 - 1
+# --seed seeds NumPy's global generator too, which takes 32 bits.
+MAX_SEED = 2**32 - 1
+_FLOAT32 = np.finfo(np.float32)
 
 
 class FlagError(ValueError):
@@ -137,6 +145,12 @@ def build_config(flag_values, train_size=None):
     sizes = _data_sizes(values, train_size)
     spe = math.ceil(sizes["train"] / values["batch_size"])
     total = values["epochs"] * spe
+    _require(total <= MAX_TOTAL_STEPS, "epochs",
+             f"must give at most {MAX_TOTAL_STEPS} optimizer steps (kschedules' step range), "
+             f"received {values['epochs']} epochs x {spe} steps per epoch = {total}")
+    _require(_is_float32_rate(values["lr"] * lr_scale), "lr",
+             f"times the --lr_scaling factor {lr_scale:g} is {values['lr'] * lr_scale:g}, not a "
+             "positive float32 number")
     warmup = round(values["warmup_epochs"] * spe)
     _check_warmup(values, present, warmup, total, spe)
     _check_schedule_flags(values, present)
@@ -164,13 +178,25 @@ def _finite(value):
     return value is not None and math.isfinite(value)
 
 
+def _is_float32_rate(value):
+    """True if `value` stays a positive, finite number in float32 (not rounded to 0 or inf)."""
+    with np.errstate(over="ignore"):
+        rounded = np.float32(value)
+    return bool(np.isfinite(rounded) and rounded > 0)
+
+
 def _check_basic(v, present):
     if v["lr"] is None:
         v["lr"] = flag_defs.DEFAULT_LR[v["optimizer"]]
     _require(_finite(v["lr"]) and v["lr"] > 0, "lr", f"must be > 0, received {v['lr']}")
-    _require(v["epochs"] >= 1, "epochs", f"must be >= 1, received {v['epochs']}")
+    _require(_is_float32_rate(v["lr"]), "lr", f"must be a positive float32 number (in "
+             f"[{_FLOAT32.smallest_subnormal:g}, {_FLOAT32.max:g}]; the optimizer computes in "
+             f"float32), received {v['lr']}")
+    _require(1 <= v["epochs"] <= MAX_TOTAL_STEPS, "epochs",
+             f"must be in [1, {MAX_TOTAL_STEPS}], received {v['epochs']}")
     _require(v["batch_size"] >= 1, "batch_size", f"must be >= 1, received {v['batch_size']}")
-    _require(v["seed"] >= 0, "seed", f"must be >= 0, received {v['seed']}")
+    _require(0 <= v["seed"] <= MAX_SEED, "seed",
+             f"must be in [0, {MAX_SEED}] (NumPy's seed range), received {v['seed']}")
     for name in ("steps_per_execution", "backup_every"):
         _require(v[name] >= 1, name, f"must be >= 1, received {v[name]}")
     # Keras 3.15's TensorFlow trainer fails (InvalidArgumentError in its multi-step

@@ -4,9 +4,10 @@ Two sources:
 
 * `--image_folder=PATH`: `PATH/train/<class>/*` and `PATH/test/<class>/*`
   (JPEG, PNG, BMP or GIF; class folders sorted -> labels 0..n-1; all images of
-  one size). Only the images a run uses are decoded (a `--train_subset` decodes
-  just its subset), with Pillow in a few threads (about 5x faster than
-  TensorFlow's per-file decode ops for small files, and TensorFlow-free).
+  one size; 16-bit PNGs reduced to 8 bits by their high byte). Only the images
+  a run uses are decoded (a `--train_subset` decodes just its subset), with
+  Pillow in a few threads (about 5x faster than TensorFlow's per-file decode
+  ops for small files, and TensorFlow-free).
 * `--dataset=cifar10`: tensorflow-datasets, from `--data_dir`; downloaded on
   first use when the network is reachable, otherwise an error within seconds.
 
@@ -76,6 +77,9 @@ def list_image_folder(root):
         DataError: if `root` is missing or not a `train/<class>/*`,
             `test/<class>/*` tree of images with the same classes in both.
     """
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise DataError(f"{root!r} is not a directory (expected a folder with train/<class>/* "
+                        "and test/<class>/*)")
     if not os.path.isdir(root):
         raise DataError(f"no such directory {root!r} (expected train/<class>/* and test/<class>/*)")
     found = {}
@@ -202,9 +206,24 @@ def _decode_files(paths, chunk=512):
 def _decode_image(path):
     try:
         with PIL.Image.open(path) as image:
+            if image.mode.startswith("I;16") or (image.mode == "I" and image.format == "PNG"):
+                return _from_16_bit_gray(np.asarray(image))
+            if image.mode in ("I", "F"):
+                raise DataError(f"cannot decode {path}: 32-bit {image.mode} images are not "
+                                "supported (convert them to 8 bits per channel)")
             return np.asarray(image.convert("RGB"))
     except (OSError, ValueError) as error:  # PIL.UnidentifiedImageError is an OSError
         raise DataError(f"cannot decode {path}: {error}") from None
+
+
+def _from_16_bit_gray(pixels):
+    """A 16-bit grayscale image as 8-bit RGB: the high byte of each value.
+
+    Pillow reads 16-bit colour PNGs the same way (the high byte); its RGB
+    conversion of 16-bit grayscale would clip every value above 255 to 255.
+    """
+    high = (np.clip(pixels.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
+    return np.repeat(high[..., None], 3, axis=-1)
 
 
 def _load_tfds(name, data_dir):

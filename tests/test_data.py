@@ -65,6 +65,18 @@ def test_a_corrupt_image_is_an_error(tmp_path):
         data.load(config(image_folder=root))
 
 
+def test_16_bit_grayscale_png_keeps_its_high_byte(tmp_path):
+    root = make_image_folder(tmp_path, classes=2, train_per_class=2, test_per_class=1,
+                             formats=("png",))
+    values = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
+    path = os.path.join(root, "train", "class1", "0001.png")
+    Image.fromarray(values).save(path)  # mode I;16: Pillow's RGB conversion clips at 255
+    assert Image.open(path).mode == "I;16"
+    arrays = data.load(config(image_folder=root))
+    expected = np.repeat((values >> 8).astype(np.uint8)[..., None], 3, axis=-1)
+    np.testing.assert_array_equal(arrays.x_train[3], expected)
+
+
 @pytest.mark.parametrize("size", [1, 7, 123, 499, 500])
 def test_subset_indices_take_each_class_in_proportion(size):
     labels = np.repeat(np.arange(10), [50] * 5 + [48, 52, 50, 50, 50])
