@@ -103,22 +103,61 @@ def read_history(run_dir):
     return rows
 
 
-def _read_json(path):
-    if not os.path.exists(path):
+def read_json_object(path):
+    """The JSON object in `path`, None when the file does not exist.
+
+    Raises:
+        ValueError: naming the file, when it is empty, not JSON or not an object.
+    """
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+    except FileNotFoundError:
         return None
-    with open(path) as f:
-        return json.load(f)
+    if not text.strip():
+        raise ValueError(f"{path} is empty")
+    try:
+        value = json.loads(text)
+    except ValueError as error:  # also bytes that are not UTF-8
+        raise ValueError(f"{path} is not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} must hold a JSON object, received {type(value).__name__}")
+    return value
+
+
+def read_summary(path):
+    """A run's summary.json, checked to be one (None when it does not exist).
+
+    Raises:
+        ValueError: naming the file, when it is damaged: not a JSON object with a
+            `status` of "completed" or "diverged" (and, if present, a whole
+            `epochs_completed`).
+    """
+    summary = read_json_object(path)
+    if summary is None:
+        return None
+    if summary.get("status") not in ("completed", "diverged"):
+        raise ValueError(f"{path} is not a run summary (status {summary.get('status')!r}, "
+                         "expected 'completed' or 'diverged')")
+    epochs = summary.get("epochs_completed", 0)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"{path} is not a run summary (epochs_completed {epochs!r})")
+    return summary
 
 
 def read_run(run_dir):
-    """Reads one run directory into a `Run` (missing files become None / [])."""
+    """Reads one run directory into a `Run` (missing files become None / []).
+
+    Raises:
+        ValueError: naming the file, when config.json or summary.json is damaged.
+    """
     run_dir = os.path.normpath(run_dir)
     return Run(
         path=run_dir,
         name=os.path.basename(run_dir),
-        config=_read_json(os.path.join(run_dir, "config.json")),
+        config=read_json_object(os.path.join(run_dir, "config.json")),
         history=read_history(run_dir),
-        summary=_read_json(os.path.join(run_dir, "summary.json")),
+        summary=read_summary(os.path.join(run_dir, "summary.json")),
     )
 
 

@@ -2,32 +2,44 @@
 
     python -m experiments.run --schedule=poly --power=0.5 --epochs=30
 
-flags -> config (every flag checked; nothing read or written before) -> run
-directory state (finished: say so and exit 0; other flags: error) -> strategy
+flags -> config (every flag checked; nothing read or written before) -> the
+run's lock (`experiments.runlock`; also the probe that --log_dir is writable)
+-> run directory state (finished: say so and exit 0; other flags or damaged
+files: error; resuming: the files checked against the backup) -> strategy
 (--strategy other than default: `experiments.distribute`) -> data -> model ->
 fit (resumes from <run>/backup) -> curves.png + summary.json. Only the chief of
-a multi-worker run writes the run directory; the other workers write into
-temporary directories that are removed.
+a multi-worker run takes the lock and writes the run directory; the other
+workers write into temporary directories that are removed.
 On KERAS_BACKEND=jax the runner imports no TensorFlow: `experiments.backends`
 says what it skips and `experiments.data_jax` is its input path.
 See `experiments.flags` for the flags, `experiments.rundir` for the outputs.
-A bad flag prints one line `error: --flag: reason` and exits with status 2.
+A bad flag, or a run directory that is in use or damaged, prints one line
+`error: --flag: reason` and exits with status 2. SIGTERM and SIGINT stop at the
+next safe point (`experiments.stopping`) with one line saying how to resume,
+exit status 128 + the signal; a full disk, one line and exit status 1.
 """
 
 import contextlib
 import dataclasses
+import errno
+import os
 import re
+import sys
 import time
 
 from absl import app
 from absl import flags as absl_flags
 
 from experiments import config as config_lib
-from experiments import backends, data, rundir
+from experiments import backends, data, rundir, runlock, stopping
 from experiments import flags as flag_defs
 from experiments.flags import FLAGS
 
 absl_flags.adopt_module_key_flags(flag_defs)  # --help lists the runner's flags
+# Writes that fail for want of room: a disk (or a quota) is full.
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+# Set when h5py failed in mid-write: it may crash the interpreter's normal exit.
+_exit_at_once = False
 
 
 def main(argv):
@@ -36,16 +48,49 @@ def main(argv):
     if len(argv) > 1:
         config_lib.fail(f"unexpected arguments {argv[1:]}: every option is a --flag")
     config = _checked(config_lib.build_config, FLAGS)
+    with stopping.handling(), _checked(_lock, config) as lock:
+        try:
+            return _run(config, started, writes=lock is not None)
+        except stopping.Interrupted as stop:
+            print(f"interrupted by {stop.name}: {_resume_text(config)}", file=sys.stderr)
+            return stop.exit_status
+        except rundir.RunDirDamaged as error:
+            config_lib.fail(f"--run_name: {error}")
+        except OSError as error:
+            if error.errno not in _NO_ROOM:
+                raise
+            return _no_room(config, error)
+
+
+def _no_room(config, error):
+    """One line for a full disk (the backup in use is the last complete one); exit status 1."""
+    global _exit_at_once
+    _exit_at_once = getattr(error, "h5py_write_failed", False)
+    print(f"error: no space left on {config.flags['log_dir']} (writing "
+          f"{error.filename or 'the run directory'}); "
+          f"{_resume_text(config, 'when there is room')}", file=sys.stderr)
+    return 1
+
+
+def _run(config, started, writes):
+    """From the run directory's state to the summary; `writes`: this process holds the lock."""
     status = _checked(rundir.state, config)
     if status == "complete":
+        removed = _checked(rundir.clean_finished, config)
         print(f"{config.run_dir} is complete (summary.json exists); nothing to do "
-              "(pass --overwrite to run it again)")
+              "(pass --overwrite to run it again)"
+              + ("; removed the backup/ its last attempt left" if removed else ""))
         return 0
+    if status == "resume" and writes:
+        _checked(runlock.check_writable, config.run_dir, "run_name")
+    first_epoch = _checked(rundir.check_resume, config) if status == "resume" else 0
     _checked(backends.prepare, config)  # JAX: TensorFlow-only flags, what is skipped
     config, distribution = _checked(_distribute, config, status)
+    stopping.check()
     arrays = _load(config)
     config = dataclasses.replace(config, val_size=len(arrays.y_test))
-    first_epoch = _train(config, arrays, status, distribution)
+    stopping.check()
+    first_epoch = _train(config, arrays, status, distribution, first_epoch)
     if distribution is not None and not distribution.is_chief:
         print(f"{distribution.task} done; the chief writes {config.run_dir}")
         return 0
@@ -55,8 +100,32 @@ def main(argv):
     return 0
 
 
-def _train(config, arrays, status, distribution):
-    """Builds, records config.json, fits; returns the first epoch trained (None: none left)."""
+def _lock(config):
+    """The run's `runlock.RunLock`; none for a multi-worker run's other workers."""
+    if config.flags["strategy"] == "multi_worker":
+        from experiments import distribute  # TensorFlow from here on
+
+        if not distribute.read_tf_config().is_chief:
+            return contextlib.nullcontext()
+    return runlock.acquire(config.flags["log_dir"], config.flags["run_name"])
+
+
+def _resume_text(config, when="when the same command is run again"):
+    """'the run resumes at epoch k/E when the same command is run again' (its backup's epoch)."""
+    try:
+        epoch = rundir.backup_epoch(config, check_weights=False)
+    except config_lib.FlagError:
+        return f"the run resumes from its last backup {when}"
+    if epoch >= config.flags["epochs"]:
+        return f"the run, fully trained, is finished {when}"
+    return f"the run resumes at epoch {epoch + 1}/{config.flags['epochs']} {when}"
+
+
+def _train(config, arrays, status, distribution, first_epoch):
+    """Builds, records config.json, fits; returns the first epoch trained (None: none left).
+
+    `first_epoch`: where a resume starts (the backup's epoch), else 0.
+    """
     from experiments import train  # Keras and TensorFlow only from here on
 
     train.set_up(config)
@@ -64,9 +133,10 @@ def _train(config, arrays, status, distribution):
         model = train.build_model(config, arrays.x_train.shape[1:], len(arrays.classes))
     if distribution is None or distribution.is_chief:
         rundir.create(config, _record(config, arrays, train))
-    print(f"run {config.run_dir} ({status}): {config.train_size} training images, "
-          f"{config.val_size} test images, {config.steps_per_epoch} steps per epoch"
-          + _batch_text(config, distribution))
+    print(f"run {config.run_dir} ({_status_text(config, status, first_epoch)}): "
+          f"{config.train_size} training images, {config.val_size} test images, "
+          f"{config.steps_per_epoch} steps per epoch" + _batch_text(config, distribution))
+    stopping.check()
     # Diverged, then killed: finish it only.
     if status == "resume" and rundir.diverged_epoch(config) is not None:
         return None
@@ -88,6 +158,20 @@ def _distribute(config, status):
     distribute.check_agreement(distribution, config, status)
     return dataclasses.replace(config, num_replicas=distribution.num_replicas,
                                num_workers=distribution.num_workers), distribution
+
+
+def _status_text(config, status, first_epoch):
+    """'new', 'overwrite', 'resume at epoch 3/10' (and epochs trained again without a backup)."""
+    if status != "resume":
+        return status
+    if first_epoch >= config.flags["epochs"]:
+        return f"resume: all {first_epoch} epochs trained, finishing"
+    text = f"resume at epoch {first_epoch + 1}/{config.flags['epochs']}"
+    recorded = rundir.complete_rows(os.path.join(config.run_dir, rundir.HISTORY),
+                                    rundir.plots.HISTORY_COLUMNS)
+    if first_epoch == 0 and recorded:
+        text += f"; no backup yet, so the {recorded} recorded epoch(s) are trained again"
+    return text
 
 
 def _batch_text(config, distribution):
@@ -147,6 +231,13 @@ def _flag_error_text(error):
     if isinstance(error, absl_flags.UnrecognizedFlagError):
         return f"--{error.flagname}: unknown flag"
     text = " ".join(str(error).split())
+    if isinstance(error, absl_flags.CantOpenFlagFileError):
+        # absl: "ERROR:: Unable to open flagfile: [Errno 2] No such file or directory: '/x'"
+        match = re.search(r"\[Errno \d+\] (.*): (\S.*)$", text)
+        return (f"--flagfile: cannot open {match[2]}: {match[1]}" if match
+                else "--flagfile: " + text.removeprefix("ERROR:: "))
+    if text == "--flagfile with no argument":
+        return "--flagfile: needs a file name (--flagfile=PATH)"
     match = re.match(r"flag --(\w+)=(.*?): (.*)$", text)
     if match:
         return f"--{match[1]}: {match[3]} (received {match[2]!r})"
@@ -165,5 +256,19 @@ def run_command(argv, entry=None):
         return exit_.code
 
 
+def _command_main(argv):
+    """`main` for the command line: after an h5py write that failed, exit at once.
+
+    Everything the run keeps is written and fsynced by then; only h5py's
+    clean-up at the interpreter's exit is skipped, which can segfault.
+    """
+    status = main(argv)
+    if _exit_at_once:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)
+    app.run(_command_main, flags_parser=parse_flags)

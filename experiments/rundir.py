@@ -7,11 +7,15 @@
     curves.png     training loss, validation accuracy, LR against epoch
     summary.json   written last, atomically: its presence means "finished"
 
-A finished run is never touched again without --overwrite; an unfinished one
-resumes only with the same flags (all but `flags.NOT_COMPARED`: where it is written,
-steps per execution, backup interval).
+A finished run is never touched again without --overwrite (but for a backup/
+that a kill between summary.json and its deletion left behind); an unfinished
+one resumes only with the same flags (all but `flags.NOT_COMPARED`: where it is
+written, steps per execution, backup interval), and only when its files agree
+with its backup (`check_resume`). One process at a time: `experiments.runlock`.
+A damaged file is a one-line error naming it and saying what to do.
 """
 
+import csv
 import json
 import math
 import os
@@ -19,11 +23,22 @@ import shutil
 import statistics
 
 from experiments import flags as flag_defs
-from experiments import plots
+from experiments import plots, runlock
 from experiments.config import FlagError
 
-CONFIG, HISTORY, SUMMARY, CURVES, BACKUP = (
-    "config.json", "history.csv", "summary.json", "curves.png", "backup")
+CONFIG, HISTORY, LEARNING_RATE, SUMMARY, CURVES, BACKUP = (
+    "config.json", "history.csv", "learning_rate.csv", "summary.json", "curves.png", "backup")
+METADATA = "training_metadata.json"  # in backup/: {"epoch", "batch", "weights"}
+LR_COLUMNS = ("epoch", "step", "learning_rate")  # kschedules.LearningRateLogger's CSV
+# What a kill while config.json was being written leaves: safe to start again.
+_STARTUP_LEFTOVERS = (CONFIG + ".tmp",)
+_START_AGAIN = "pass --overwrite to train the run again from the start"
+
+
+class RunDirDamaged(RuntimeError):
+    """A run file was changed or deleted while the run was training; one line."""
+
+
 # Flags added after runs were recorded, with the value that behaves as before
 # (a config.json without them compares equal to these).
 _ADDED_FLAGS = {"strategy": "default", "lr_scaling": "none", "reference_batch_size": None}
@@ -32,9 +47,13 @@ _ADDED_FLAGS = {"strategy": "default", "lr_scaling": "none", "reference_batch_si
 def state(config):
     """'new', 'overwrite', 'complete' or 'resume' (reads, never writes).
 
+    A directory holding nothing but what a kill while config.json was being
+    written leaves is 'new'.
+
     Raises:
         FlagError: (--run_name) the directory holds something else: another
-            run's flags, or files without a config.json.
+            run's flags, or files without a config.json; or its config.json or
+            summary.json is damaged.
     """
     path = config.run_dir
     if not os.path.exists(path):
@@ -44,17 +63,32 @@ def state(config):
     if config.flags["overwrite"]:
         return "overwrite"
     if not os.path.exists(os.path.join(path, CONFIG)):
-        if os.listdir(path):
+        others = [name for name in os.listdir(path) if not _startup_leftover(name)]
+        if others:
             raise FlagError("run_name", f"{path!r} exists and is not a run directory (no "
                             f"{CONFIG}); choose another --run_name or pass --overwrite")
-        return "new"
+        return "new"  # empty, or killed while writing config.json: start again
     _check_same_flags(config, path)
-    return "complete" if os.path.exists(os.path.join(path, SUMMARY)) else "resume"
+    try:
+        summary = plots.read_summary(os.path.join(path, SUMMARY))
+    except ValueError as error:
+        raise FlagError("run_name", f"{error}; its epochs are in {HISTORY}; "
+                        "pass --overwrite to train the run again") from None
+    return "resume" if summary is None else "complete"
+
+
+def _startup_leftover(name):
+    return name in _STARTUP_LEFTOVERS or name.startswith(runlock.PROBE_PREFIX)
 
 
 def _check_same_flags(config, path):
-    with open(os.path.join(path, CONFIG)) as f:
-        stored = json.load(f)["flags"]
+    try:
+        stored = plots.read_json_object(os.path.join(path, CONFIG)).get("flags")
+        if not isinstance(stored, dict):
+            raise ValueError(f"{os.path.join(path, CONFIG)} has no 'flags' object")
+    except ValueError as error:
+        raise FlagError("run_name", f"{error}; pass --overwrite to train the run again "
+                        "from the start") from None
     current = json.loads(json.dumps(config.flags))
     differ = [name for name in sorted(set(stored) | set(current))
               if name not in flag_defs.NOT_COMPARED
@@ -73,6 +107,137 @@ def create(config, record):
     os.makedirs(config.run_dir, exist_ok=True)
     if not os.path.exists(os.path.join(config.run_dir, CONFIG)):
         write_json_atomic(os.path.join(config.run_dir, CONFIG), record)
+    for name in os.listdir(config.run_dir):
+        if _startup_leftover(name):
+            os.remove(os.path.join(config.run_dir, name))
+
+
+def clean_finished(config):
+    """Deletes the backup/ a finished run still has (killed before `finish` could); True if so."""
+    backup = os.path.join(config.run_dir, BACKUP)
+    if not os.path.exists(backup):
+        return False
+    shutil.rmtree(backup)
+    return True
+
+
+def check_resume(config):
+    """The epoch a resumed run starts at: its backup's, after checking the run's files.
+
+    The backup must be intact, and history.csv and learning_rate.csv must hold
+    complete rows for exactly the epochs 0..k-1 it covers, before whatever an
+    interrupted attempt wrote later (dropped when training starts). Reads only.
+
+    Raises:
+        FlagError: (--run_name) a damaged backup, or rows the backup covers
+            missing or cut short: they cannot be recomputed from the backup.
+    """
+    epoch = backup_epoch(config)
+    for name, columns in ((HISTORY, plots.HISTORY_COLUMNS), (LEARNING_RATE, LR_COLUMNS)):
+        problem = rows_problem(os.path.join(config.run_dir, name), columns, epoch)
+        if problem:
+            raise FlagError("run_name", f"{os.path.join(config.run_dir, name)} {problem}, but the "
+                            f"backup is at epoch {epoch} and those epochs cannot be recomputed "
+                            f"from it; {_START_AGAIN}")
+    return epoch
+
+
+def backup_epoch(config, check_weights=True):
+    """Epochs the run's backup holds (0 when it has none yet).
+
+    Raises:
+        FlagError: (--run_name) the backup record or its weights file is damaged.
+    """
+    backup = os.path.join(config.run_dir, BACKUP)
+    path = os.path.join(backup, METADATA)
+    try:
+        metadata = plots.read_json_object(path)
+        if metadata is None:
+            return 0
+        epoch, weights = metadata.get("epoch"), metadata.get("weights")
+        if (isinstance(epoch, bool) or not isinstance(epoch, int)
+                or not 1 <= epoch <= config.flags["epochs"] or not isinstance(weights, str)
+                or os.path.basename(weights) != weights):
+            raise ValueError(f"{path} is not a backup record (epoch {epoch!r}, weights {weights!r})")
+    except ValueError as error:
+        raise FlagError("run_name", f"the backup is damaged: {error}; {_START_AGAIN}") from None
+    if check_weights:
+        problem = _weights_problem(os.path.join(backup, weights))
+        if problem:
+            raise FlagError("run_name", f"the backup of epoch {epoch} is damaged: {problem} (no "
+                            f"older backup is kept); {_START_AGAIN}")
+    return epoch
+
+
+def _weights_problem(path):
+    if not os.path.isfile(path):
+        return f"{path} is missing"
+    import h5py  # Keras's weights format; checked before any data is read
+
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except (OSError, ValueError) as error:
+        return f"{path} cannot be read ({' '.join(str(error).split())})"
+    return None
+
+
+def rows_problem(path, columns, count, exact=False):
+    """What is wrong with CSV `path` as the header `columns` then rows of epochs 0..count-1.
+
+    Every one of those rows must be complete (all fields, numbers, a final newline);
+    with `exact` nothing may follow them. A missing file is fine for count 0.
+    Returns None when all is well, else a phrase such as "line 3 is cut short".
+    """
+    try:
+        with open(path, newline="") as f:
+            lines = f.read().splitlines(keepends=True)
+    except FileNotFoundError:
+        return None if count == 0 else f"is missing (rows of epochs 0-{count - 1} expected)"
+    except (OSError, UnicodeDecodeError) as error:
+        return f"cannot be read ({error})"
+    if not lines and count == 0:
+        return None
+    header = ",".join(columns)
+    if not lines or lines[0].rstrip("\r\n") != header or not lines[0].endswith("\n"):
+        return f"does not start with the header line {header}"
+    for epoch in range(count):
+        if epoch + 1 >= len(lines):
+            found = f"up to epoch {epoch - 1} only" if epoch else "no rows"
+            return f"has {found} (epochs 0-{count - 1} expected)"
+        problem = _row_problem(lines[epoch + 1], len(columns), epoch)
+        if problem:
+            return f"line {epoch + 2} {problem}"
+    if exact and len(lines) > count + 1:
+        return f"has {len(lines) - 1} rows, {count} expected"
+    return None
+
+
+def _row_problem(line, width, epoch):
+    if not line.endswith("\n"):
+        return f"(epoch {epoch}) is cut short"
+    fields = next(csv.reader([line]), [])
+    if len(fields) != width:
+        return f"(epoch {epoch}) has {len(fields)} fields, {width} expected"
+    if fields[0] != str(epoch):
+        return f"is the row of epoch {fields[0]!r}, epoch {epoch} expected (a row is missing)"
+    try:
+        [float(value) for value in fields[1:]]
+    except ValueError:
+        return f"(epoch {epoch}) holds a field that is not a number"
+    return None
+
+
+def complete_rows(path, columns):
+    """How many complete rows of epochs 0, 1, ... `path` starts with (0 if none or no file)."""
+    if rows_problem(path, columns, 0) is not None:
+        return 0
+    with open(path, newline="") as f:
+        lines = f.read().splitlines(keepends=True)[1:]
+    count = 0
+    while count < len(lines) and _row_problem(lines[count], len(columns), count) is None:
+        count += 1
+    return count
 
 
 def diverged_epoch(config):

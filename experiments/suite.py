@@ -10,7 +10,8 @@ Every training is ``python -m experiments.run`` in a subprocess, into
 ``<log_dir>/<exercise>/<run_name>`` with a deterministic run name
 (``<definition>_seed<k>``). A run with ``summary.json`` is skipped (after
 checking that it was trained with the same flags); an interrupted one is
-started again with the same command and the runner resumes it. When the runs
+started again with the same command and the runner resumes it; one that another
+process is training (it holds the run's lock) is reported and not started twice. When the runs
 are done, ``<log_dir>/<exercise>/report.md`` and its figures are regenerated
 from the run folders (derived data, so they are replaced each time).
 
@@ -51,6 +52,7 @@ from experiments import flags as runner_flags
 from experiments import lr_find
 from experiments import plots
 from experiments import report
+from experiments import runlock
 
 EXERCISES = ("step", "cosine", "poly", "warmup")
 STEP_FACTORS = (0.1, 0.2, 0.5)
@@ -334,7 +336,11 @@ def check_finished_run(run):
 
 
 def is_finished(run):
-    return os.path.exists(os.path.join(run.run_dir, "summary.json"))
+    """True if the run has an intact summary.json (a damaged one: the runner reports it)."""
+    try:
+        return plots.read_summary(os.path.join(run.run_dir, "summary.json")) is not None
+    except ValueError:
+        return False
 
 
 # ----------------------------------------------------------------------------
@@ -386,9 +392,9 @@ def choose_lr(runs):
     """
     scored = []
     for run in runs:
-        summary = plots.read_run(run.run_dir).summary
-        if summary is None:
+        if not is_finished(run):
             continue
+        summary = plots.read_summary(os.path.join(run.run_dir, "summary.json"))
         accuracy = summary.get("final_val_accuracy")
         accuracy = -math.inf if accuracy is None or not math.isfinite(accuracy) else accuracy
         lr = float(_parse_flag_args(run.args)["lr"])
@@ -494,13 +500,23 @@ class Progress:
 
 
 def execute(runs, call=subprocess.call, stream=None, clock=time.monotonic, what="run"):
-    """Trains the unfinished runs one by one; returns the failed ones."""
+    """Trains the unfinished runs one by one; returns the failed ones.
+
+    A run another process holds (the runner's lock, `experiments.runlock`) is
+    not started a second time: it is reported and counted as not finished.
+    """
     progress = Progress(len(runs), stream, clock)
     to_train = [r for r in runs if not is_finished(r)]
     failed = []
     for index, run in enumerate(runs, start=1):
         if run not in to_train:
             progress.line(index, run, len(to_train), "finished already, skipped", what)
+            continue
+        holder = runlock.holder(*os.path.split(run.run_dir))
+        if holder is not None:
+            progress.line(index, run, len(to_train), f"in use by {holder}, not started twice", what)
+            to_train.remove(run)
+            failed.append(run)
             continue
         status = "resuming" if os.path.exists(os.path.join(run.run_dir, "config.json")) else "starting"
         progress.line(index, run, len(to_train), status, what)
@@ -640,7 +656,8 @@ def main(argv=None, call=subprocess.call):
     for path in write_reports(runs, exercises, options, notes):
         print(f"[suite] wrote {path}")
     if failed:
-        print(f"[suite] {len(failed)} of {len(runs)} runs failed: " + ", ".join(r.run_dir for r in failed),
+        print(f"[suite] {len(failed)} of {len(runs)} runs failed or were in use by another process "
+              "(run the suite again to finish them): " + ", ".join(r.run_dir for r in failed),
               file=sys.stderr)
         return 1
     return 0

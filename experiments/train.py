@@ -4,13 +4,17 @@
 that a distribution strategy can wrap just that call in `strategy.scope()`.
 `fit` trains with these callbacks, in this order (order matters for resume):
 
-0. Keras's progress bar.
+0. `StopOnSignal`: raises `stopping.Interrupted` before the next epoch or
+   batch once SIGTERM or SIGINT has arrived (see `experiments.stopping`).
+   Keras's progress bar.
 1. `EpochRecorder`: appends one row per epoch to history.csv (flushed and
-   fsynced), prints one readable line, stops a diverged run.
+   fsynced), prints one readable line, stops a diverged run. Before each row
+   it checks that history.csv and learning_rate.csv still hold exactly the
+   earlier epochs' complete rows (`rundir.RunDirDamaged` if not).
 2. `AtomicBackupAndRestore` into <run>/backup: Keras's BackupAndRestore with
    files that are complete or absent after a `kill -9`, every --backup_every
    epochs; it runs after the recorder, so a backup never gets ahead of the
-   history.
+   history. A failed write (a full disk) leaves the previous backup current.
 3. `keras.callbacks.TensorBoard` into <run>/tensorboard (train/, validation/).
 4. `kschedules.LearningRateLogger`: the `learning_rate` TensorBoard scalar and
    <run>/learning_rate.csv, whose value for each epoch becomes history.csv's
@@ -21,6 +25,7 @@ TensorFlow (see `experiments.backends`).
 """
 
 import csv
+import errno
 import json
 import math
 import os
@@ -32,7 +37,7 @@ import time
 import keras
 from kschedules import LearningRateLogger
 
-from experiments import backends, models
+from experiments import backends, models, rundir, stopping
 from experiments.schedules import build_schedule
 
 HISTORY_COLUMNS = ("epoch", "learning_rate", "loss", "accuracy", "val_loss", "val_accuracy",
@@ -40,6 +45,10 @@ HISTORY_COLUMNS = ("epoch", "learning_rate", "loss", "accuracy", "val_loss", "va
 # Test hook: "<epoch>:before_backup" or "<epoch>:after_backup" makes the process
 # SIGKILL itself at the end of that (0-based) epoch, to test resuming.
 TEST_KILL_ENV = "EXPERIMENTS_TEST_SIGKILL"
+# Test hook: "<epoch>:<path>" makes the process, at the end of that epoch (after
+# its backup), write its PID into <path> and wait until the file is removed.
+TEST_PAUSE_ENV = "EXPERIMENTS_TEST_PAUSE"
+_RESTART = "pass --overwrite to train the run again from the start"
 
 
 def set_up(config):
@@ -95,25 +104,39 @@ def fit(config, model, pipelines, run_dir, restore_dir=None):
     recorder = EpochRecorder(os.path.join(run_dir, "history.csv"),
                              os.path.join(run_dir, "learning_rate.csv"),
                              config.flags["epochs"], config.steps_per_epoch,
-                             check_steps=config.flags["precision"] != "mixed_float16")
+                             check_steps=config.flags["precision"] != "mixed_float16",
+                             check_files=restore_dir is None)
     # Keras adds its progress bar last; listed first, its epoch line comes
     # before the recorder's.
     set_epoch = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs=None: pipelines.set_epoch(epoch))
     # TensorBoard files need TensorFlow: skipped on JAX (experiments.backends).
     tensorboard = os.path.join(run_dir, "tensorboard") if backends.uses_tensorflow() else None
-    callbacks = [keras.callbacks.ProgbarLogger(), set_epoch, recorder,
+    callbacks = [StopOnSignal(), keras.callbacks.ProgbarLogger(), set_epoch, recorder,
                  AtomicBackupAndRestore(os.path.join(run_dir, "backup"), restore_dir,
                                         every=config.flags["backup_every"]),
                  *([keras.callbacks.TensorBoard(tensorboard, write_graph=False, profile_batch=0)]
                    if tensorboard else []),
                  LearningRateLogger(log_dir=tensorboard,
                                     csv_path=os.path.join(run_dir, "learning_rate.csv"))]
-    _insert_test_kill(callbacks)
+    _insert_test_hooks(callbacks)
     # The progress bar on a terminal; Keras's one line per epoch in a log file.
-    model.fit(pipelines.train, validation_data=pipelines.val, epochs=config.flags["epochs"],
-              callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2, shuffle=False)
+    try:
+        model.fit(pipelines.train, validation_data=pipelines.val, epochs=config.flags["epochs"],
+                  callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2, shuffle=False)
+    except BaseException:
+        _close_writers(callbacks)  # a stopped fit skips on_train_end
+        raise
     return recorder
+
+
+def _close_writers(callbacks):
+    for callback in callbacks:
+        if isinstance(callback, (keras.callbacks.TensorBoard, LearningRateLogger)):
+            try:
+                callback.on_train_end()
+            except Exception:  # closing after a failure: the failure is what matters
+                pass
 
 
 def environment():
@@ -140,17 +163,24 @@ class EpochRecorder(keras.callbacks.Callback):
 
     On the first epoch of a `fit` (epoch k after a resume) rows for epochs >= k
     left by an interrupted attempt are dropped, so the file ends with exactly
-    one row per epoch. With `check_steps`, the optimizer's step count at the
-    start of epoch k must be k * steps_per_epoch (else RuntimeError): the
-    schedule's clock and the epoch agree. (Not checked under mixed_float16,
-    where steps skipped for non-finite gradients do not count.)
+    one row per epoch. With `check_files`, the rows of epochs 0..k-1 must be
+    complete (`rundir.check_resume` has said so before), and before each row
+    both CSV files must hold exactly the earlier epochs' rows: otherwise
+    `rundir.RunDirDamaged`, never a row glued to a torn one or a file that
+    silently lost epochs. (Off for a multi-worker run's other workers, whose
+    throwaway files start at the chief's backup.) With `check_steps`, the
+    optimizer's step count at the start of epoch k must be k * steps_per_epoch
+    (else RuntimeError): the schedule's clock and the epoch agree. (Not checked
+    under mixed_float16, where steps skipped for non-finite gradients do not
+    count.)
     """
 
-    def __init__(self, history_path, lr_path, epochs, steps_per_epoch, check_steps=True):
+    def __init__(self, history_path, lr_path, epochs, steps_per_epoch, check_steps=True,
+                 check_files=True):
         super().__init__()
         self.history_path, self.lr_path = history_path, lr_path
         self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
-        self.check_steps = check_steps
+        self.check_steps, self.check_files = check_steps, check_files
         self.first_epoch = None
         self.diverged_epoch = None
         self._start = None
@@ -158,7 +188,8 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if self.first_epoch is None:
             self.first_epoch = epoch
-            _truncate_history(self.history_path, epoch)
+            if self.check_files:
+                _truncate_rows(self.history_path, HISTORY_COLUMNS, epoch)
         step = int(_inner_optimizer(self.model).iterations.numpy())  # also a MirroredVariable
         if self.check_steps and step != epoch * self.steps_per_epoch:
             raise RuntimeError(f"epoch {epoch} starts at optimizer step {step}, expected "
@@ -167,10 +198,11 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        row = {"epoch": epoch, "learning_rate": _lr_of_epoch(self.lr_path, epoch),
+        row = {"epoch": epoch,
+               "learning_rate": _lr_of_epoch(self.lr_path, epoch, self.check_files),
                **{k: float(logs.get(k, math.nan)) for k in HISTORY_COLUMNS[2:6]},
                "epoch_seconds": time.perf_counter() - self._start}
-        _append_row(self.history_path, row)
+        _append_row(self.history_path, row, self.check_files)
         print(format_epoch_line(row, self.epochs), flush=True)
         if not math.isfinite(row["loss"]):
             self.diverged_epoch = epoch
@@ -185,7 +217,17 @@ def format_epoch_line(row, epochs):
             f"{row['epoch_seconds']:.1f}s")
 
 
-def _lr_of_epoch(lr_path, epoch):
+def _check_rows(path, columns, count):
+    """RunDirDamaged unless `path` holds exactly the complete rows of epochs 0..count-1."""
+    problem = rundir.rows_problem(path, columns, count, exact=True)
+    if problem:
+        raise rundir.RunDirDamaged(f"{path} {problem}: it was changed or deleted while the run "
+                                   f"was training; {_RESTART}")
+
+
+def _lr_of_epoch(lr_path, epoch, check=True):
+    if check:
+        _check_rows(lr_path, rundir.LR_COLUMNS, epoch + 1)
     with open(lr_path, newline="") as f:
         for row in csv.DictReader(f):
             if int(row["epoch"]) == epoch:
@@ -193,8 +235,14 @@ def _lr_of_epoch(lr_path, epoch):
     raise RuntimeError(f"{lr_path} has no learning rate for epoch {epoch}")
 
 
-def _append_row(path, row):
-    new = not os.path.exists(path)
+def _append_row(path, row, check=True):
+    """Appends the row of epoch `row["epoch"]`; with `check`, only to a file that
+    holds exactly the complete rows of the epochs before it (so never to one
+    without a final newline).
+    """
+    if check:
+        _check_rows(path, HISTORY_COLUMNS, row["epoch"])
+    new = not os.path.exists(path) or os.path.getsize(path) == 0
     with open(path, "a", newline="") as f:
         writer = csv.writer(f)
         if new:
@@ -205,19 +253,28 @@ def _append_row(path, row):
         os.fsync(f.fileno())
 
 
-def _truncate_history(path, epoch):
-    """Keeps only the rows of epochs < `epoch` (atomic rewrite)."""
-    if not os.path.exists(path):
+def _truncate_rows(path, columns, epoch):
+    """Keeps the header and the rows of epochs < `epoch` (atomic rewrite; none: no file).
+
+    Those rows must be complete (the runner checked them against the backup,
+    `rundir.check_resume`); what follows them (rows of an interrupted attempt,
+    one cut short by a kill in mid-write) is dropped.
+    """
+    if epoch == 0:
+        if os.path.exists(path):
+            os.remove(path)
         return
+    problem = rundir.rows_problem(path, columns, epoch)
+    if problem:
+        raise rundir.RunDirDamaged(f"{path} {problem}, but training resumes at epoch {epoch}; "
+                                   f"{_RESTART}")
     with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    # A row cut short by a kill in mid-write has fewer fields: dropped too.
-    kept = [rows[0]] + [r for r in rows[1:] if len(r) == len(HISTORY_COLUMNS) and int(r[0]) < epoch]
-    if len(kept) == len(rows):
+        lines = f.read().splitlines(keepends=True)
+    if len(lines) == epoch + 1:
         return
     tmp = path + ".tmp"
     with open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows(kept)
+        f.writelines(lines[:epoch + 1])
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -240,6 +297,13 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     A backup is written after every `every`-th epoch (counted from the first,
     so at the same epochs whether or not the run was resumed) and after the
     last; a resume replays the epochs since the last backup.
+
+    The weights go to `partial-epoch-<k>.weights.h5` first, renamed once
+    complete. When a write fails (OSError: ENOSPC on a full disk, say), the
+    partial file is removed, h5py's handle on it closed (left open, h5py
+    crashes the interpreter at exit), and the error raised again with the
+    file's path: the previous backup stays the current one. A backup that
+    cannot be restored raises `rundir.RunDirDamaged`.
     """
 
     def __init__(self, backup_dir, restore_dir=None, every=1):
@@ -256,13 +320,35 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
         name = f"epoch-{self._current_epoch}.weights.h5"
-        self.model.save_weights(os.path.join(self.backup_dir, name), overwrite=True)
-        _fsync_file(os.path.join(self.backup_dir, name))
-        _write_json_atomic(self._training_metadata_path,
-                           {"epoch": self._current_epoch, "batch": 0, "weights": name})
+        partial = os.path.join(self.backup_dir, "partial-" + name)
+        _check_room(self.backup_dir, self._backup_bytes(), partial)
+        failure = None
+        try:
+            self.model.save_weights(partial, overwrite=True)
+            _fsync_file(partial)
+            os.replace(partial, os.path.join(self.backup_dir, name))
+            _write_json_atomic(self._training_metadata_path,
+                               {"epoch": self._current_epoch, "batch": 0, "weights": name})
+        except OSError as error:
+            failure = error.errno or errno.EIO
+            _empty(partial)  # h5py flushes when its objects go: give it the room
+        if failure is not None:  # out of the except block: its traceback (h5py objects) freed
+            _discard_partial_weights(partial)
+            error = OSError(failure, os.strerror(failure), partial)
+            error.h5py_write_failed = True  # see `_discard_partial_weights`
+            raise error
         for other in os.listdir(self.backup_dir):
             if other.endswith(".weights.h5") and other != name:
                 os.remove(os.path.join(self.backup_dir, other))
+
+    def _backup_bytes(self):
+        """About the size of a weights file: the last one's, else the variables' bytes."""
+        sizes = [os.path.getsize(os.path.join(self.backup_dir, f))
+                 for f in os.listdir(self.backup_dir) if f.startswith("epoch-")]
+        if sizes:
+            return max(sizes)
+        variables = list(self.model.weights) + list(getattr(self.model.optimizer, "variables", []))
+        return int(1.05 * sum(math.prod(v.shape) * _itemsize(v.dtype) for v in variables)) + 2**18
 
     def on_train_begin(self, logs=None):
         self._load_model()
@@ -271,14 +357,69 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         path = os.path.join(self.restore_dir, os.path.basename(self._training_metadata_path))
         if not os.path.exists(path):
             return
-        with open(path) as f:
-            metadata = json.load(f)
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(self.restore_dir, metadata["weights"]))
+        try:
+            with open(path) as f:
+                metadata = json.load(f)
+            self.model.load_weights(os.path.join(self.restore_dir, metadata["weights"]))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise rundir.RunDirDamaged(
+                f"the backup in {self.restore_dir} cannot be restored "
+                f"({' '.join(str(error).split())[:300]}); {_RESTART}") from None
         self.model._initial_epoch = metadata["epoch"]
         self._current_epoch = metadata["epoch"]
+
+
+def _itemsize(dtype):
+    import numpy as np
+
+    return np.dtype(keras.backend.standardize_dtype(dtype)).itemsize
+
+
+def _check_room(directory, needed, path):
+    """OSError(ENOSPC) before writing `needed` bytes that `directory` has no room for.
+
+    h5py crashes the interpreter at exit after a write that ran out of space, so
+    the usual case (a disk that filled up slowly) is caught before writing.
+    """
+    stats = os.statvfs(directory)
+    if stats.f_bavail * stats.f_frsize < needed:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+
+def _empty(path):
+    try:
+        os.truncate(path, 0)
+    except OSError:
+        pass
+
+
+def _discard_partial_weights(path):
+    """Removes a weights file whose write failed, closing h5py's handles on it first.
+
+    Keras leaves the file open when a write fails; h5py would then crash the
+    interpreter at exit (a segfault, seen with ENOSPC). The file is emptied
+    first, so that closing (which flushes) has the room it needs.
+    """
+    import gc
+
+    import h5py
+
+    _empty(path)
+    gc.collect()
+    target = os.path.abspath(path)
+    for handle in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE):
+        try:
+            if os.path.abspath(os.fsdecode(handle.name)) == target:
+                handle.close()
+        except Exception:  # closing what failed; the first error is what matters
+            pass
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def _fsync_file(path):
@@ -288,12 +429,33 @@ def _fsync_file(path):
 
 def _write_json_atomic(path, obj):
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, allow_nan=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, allow_nan=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Raises `stopping.Interrupted` before the next epoch or batch once a signal arrived.
+
+    Begin hooks only: Keras calls them synchronously, and a callback without
+    batch-end hooks leaves Keras's asynchronous batch-end dispatch as it was.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        stopping.check()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        stopping.check()
+
+    def on_test_batch_begin(self, batch, logs=None):
+        stopping.check()
 
 
 class _SigkillAtEpochEnd(keras.callbacks.Callback):
@@ -306,10 +468,28 @@ class _SigkillAtEpochEnd(keras.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _insert_test_kill(callbacks):
-    spec = os.environ.get(TEST_KILL_ENV)
-    if not spec:
-        return
-    epoch, point = spec.split(":")
+class _PauseAtEpochEnd(keras.callbacks.Callback):
+    def __init__(self, epoch, path):
+        super().__init__()
+        self.epoch, self.path = epoch, path
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch != self.epoch:
+            return
+        with open(self.path, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        deadline = time.monotonic() + 300
+        while os.path.exists(self.path) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def _insert_test_hooks(callbacks):
     position = callbacks.index(next(c for c in callbacks if isinstance(c, AtomicBackupAndRestore)))
-    callbacks.insert(position + (point == "after_backup"), _SigkillAtEpochEnd(int(epoch)))
+    spec = os.environ.get(TEST_PAUSE_ENV)
+    if spec:
+        epoch, path = spec.split(":", 1)
+        callbacks.insert(position + 1, _PauseAtEpochEnd(int(epoch), path))
+    spec = os.environ.get(TEST_KILL_ENV)
+    if spec:
+        epoch, point = spec.split(":")
+        callbacks.insert(position + (point == "after_backup"), _SigkillAtEpochEnd(int(epoch)))

@@ -2,6 +2,8 @@
 
 import contextlib
 import csv
+import glob
+import hashlib
 import io
 import json
 import os
@@ -45,6 +47,23 @@ def read_history(run_dir):
         text = f.read()
     rows = list(csv.DictReader(io.StringIO(text)))
     return text.splitlines()[0], [{k: float(v) for k, v in r.items()} for r in rows]
+
+
+def snapshot(run_dir):
+    """{relative path: (sha256, mtime_ns)} of every file under run_dir."""
+    result = {}
+    for path in glob.glob(os.path.join(run_dir, "**"), recursive=True):
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                result[os.path.relpath(path, run_dir)] = (hashlib.sha256(f.read()).hexdigest(),
+                                                          os.stat(path).st_mtime_ns)
+    return result
+
+
+def stderr_lines(text):
+    """The lines of a runner's stderr without TensorFlow's and absl's start-up logging."""
+    return [line for line in text.splitlines()
+            if line and not line.startswith(("I0000", "W0000", "E0000", "WARNING: All log"))]
 
 
 def read_json(path):

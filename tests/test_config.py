@@ -82,6 +82,15 @@ BAD = [
     ("train_subset", ["--train_subset=0"]),
     ("train_subset", ["--train_subset=50001"]),
     ("no_such_flag", ["--no_such_flag=1"]),
+    # Bad input the runner used to accept (issue 14).
+    ("seed", ["--seed=4294967296"]),  # NumPy takes 32 bits
+    ("lr", ["--lr=1e-320"]),  # 0 in float32
+    ("lr", ["--lr=1e39"]),  # inf in float32
+    ("lr", ["--lr=1e-44", "--lr_scaling=linear", "--batch_size=1"]),  # 0 once scaled
+    ("epochs", ["--epochs=100000000000000000000000"]),  # beyond int64
+    ("epochs", ["--epochs=6000000", "--schedule=constant"]),  # 391 steps each: > 2**31 steps
+    ("flagfile", ["--flagfile=/no/such/flagfile"]),
+    ("flagfile", ["--flagfile"]),
 ]
 
 
@@ -98,6 +107,7 @@ def test_bad_flag_exits_2_with_one_line_and_writes_nothing(flag, args, tmp_path,
 FOLDER_BAD = [
     ("image_folder", lambda f, t: [f"--image_folder={t}/missing"]),
     ("image_folder", lambda f, t: [f"--image_folder={f}/train"]),  # no train/ inside
+    ("image_folder", lambda f, t: [f"--image_folder={f}/train/class0/0000.png"]),  # a file
     ("train_subset", lambda f, t: [f"--image_folder={f}", "--train_subset=41"]),
     ("data_dir", lambda f, t: [f"--image_folder={f}", f"--data_dir={t}"]),
     ("dataset", lambda f, t: [f"--image_folder={f}", "--dataset=cifar10"]),
@@ -111,6 +121,27 @@ def test_bad_data_flags(flag, make, folder, tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 2 and err.startswith(f"error: --{flag}: ") and err.count("\n") == 1, err
     assert not log_dir.exists()
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--seed=4294967296"], "error: --seed: must be in [0, 4294967295] (NumPy's seed range), "
+                            "received 4294967296\n"),
+    (["--lr=1e-320"], "error: --lr: must be a positive float32 number (in [1.4013e-45, "
+                      "3.40282e+38]; the optimizer computes in float32), received 1e-320\n"),
+    (["--flagfile=/no/such/flagfile"], "error: --flagfile: cannot open '/no/such/flagfile': No "
+                                       "such file or directory\n"),
+    (["--epochs=100000000000000000000000"], "error: --epochs: must be in [1, 2147483647], "
+                                            "received 100000000000000000000000\n"),
+])
+def test_bad_input_messages(args, expected, tmp_path, capsys):
+    assert run.run_command(["run", f"--log_dir={tmp_path / 'logs'}", *args]) == 2
+    assert capsys.readouterr().err == expected
+
+
+def test_a_file_as_image_folder_is_not_a_directory(folder, tmp_path, capsys):
+    path = os.path.join(folder, "train", "class0", "0000.png")
+    assert run.run_command(["run", f"--image_folder={path}", f"--log_dir={tmp_path}/l"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --image_folder: {path!r} is not a directory")
 
 
 @pytest.mark.parametrize("layout,reason", [

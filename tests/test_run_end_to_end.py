@@ -2,7 +2,6 @@
 
 import csv
 import glob
-import hashlib
 import math
 import os
 import subprocess
@@ -11,7 +10,7 @@ import time
 
 import pytest
 from run_helpers import (check_completed_summary, make_image_folder, read_history, read_json,
-                         run_quietly)
+                         run_quietly, snapshot)
 
 from experiments import data, run
 from experiments.flags import RUNNER_FLAGS
@@ -30,19 +29,6 @@ TINY_LRS = [0.01, 0.05, 0.025]
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("images"))
-
-
-
-
-def snapshot(run_dir):
-    """{relative path: (sha256, mtime_ns)} of every file under run_dir."""
-    result = {}
-    for path in glob.glob(os.path.join(run_dir, "**"), recursive=True):
-        if os.path.isfile(path):
-            with open(path, "rb") as f:
-                result[os.path.relpath(path, run_dir)] = (hashlib.sha256(f.read()).hexdigest(),
-                                                          os.stat(path).st_mtime_ns)
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -209,6 +209,23 @@ def test_interrupted_run_is_resumed_and_failures_reported(tmp_path, capsys):
     assert "Planned but not finished (failed or interrupted): `poly_p0.5_lr0.1_seed0`" in report_md
 
 
+def test_a_run_in_use_by_another_process_is_not_started_twice(tmp_path, capsys):
+    from experiments import runlock
+
+    log_dir = str(tmp_path / "logs")
+    argv = ["--exercise", "poly", "--epochs", "4", "--lr", "0.1", "--log_dir", log_dir]
+    busy = os.path.join(log_dir, "poly", "poly_p2_lr0.1_seed0")
+    fake = FakeRunner()
+    with runlock.acquire(os.path.dirname(busy), os.path.basename(busy)):  # as a runner would
+        assert suite.main(argv, call=fake) == 1
+    captured = capsys.readouterr()
+    assert f"(poly/poly_p2_lr0.1_seed0): in use by process {os.getpid()}, not started twice" in captured.out
+    assert len(fake.commands) == 3 and not any("poly_p2_lr0.1_seed0" in a for c in fake.commands for a in c)
+    assert "1 of 4 runs failed or were in use by another process" in captured.err
+    # Free again: the next suite trains it.
+    assert suite.main(argv, call=fake) == 0 and len(fake.commands) == 4
+
+
 def test_finished_run_with_other_flags_is_an_error(tmp_path, capsys):
     log_dir = str(tmp_path / "logs")
     base = ["--exercise", "poly", "--lr", "0.1", "--log_dir", log_dir]
@@ -253,7 +270,7 @@ def test_sweep_candidates_and_choice(tmp_path):
     for run, acc in zip(runs, [0.5, float("nan"), 0.5]):  # a tie and a diverged run
         os.makedirs(run.run_dir)
         with open(os.path.join(run.run_dir, "summary.json"), "w") as f:
-            json.dump({"final_val_accuracy": acc}, f)
+            json.dump({"status": "completed", "final_val_accuracy": acc}, f)
     lr, best = suite.choose_lr(runs)
     assert lr == 0.01 and best is runs[0]  # ties go to the smaller LR; NaN never wins
 
