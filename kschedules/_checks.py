@@ -95,6 +95,13 @@ def steps(owner, arg, value, *, minimum=1):
     return value
 
 
+def floor(owner, arg, value, peak_arg, peak):
+    """A learning rate that is a floor (a minimum, an end value): >= 0 and <= `peak`."""
+    value = learning_rate(owner, arg, value)
+    not_above(owner, arg, value, peak_arg, peak)
+    return value
+
+
 def not_above(owner, arg, value, other_arg, other_value):
     """`value` (a floor such as a minimum LR) must not exceed `other_value`."""
     if value > other_value:

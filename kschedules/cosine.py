@@ -78,11 +78,8 @@ class CosineAnnealing(_schedule.Schedule):
             name, "initial_learning_rate", initial_learning_rate
         )
         self.decay_steps = _checks.steps(name, "decay_steps", decay_steps)
-        self.min_learning_rate = _checks.learning_rate(
-            name, "min_learning_rate", min_learning_rate
-        )
-        _checks.not_above(
-            name, "min_learning_rate", self.min_learning_rate,
+        self.min_learning_rate = _checks.floor(
+            name, "min_learning_rate", min_learning_rate,
             "initial_learning_rate", self.initial_learning_rate,
         )
 
@@ -197,11 +194,8 @@ class CosineAnnealingWarmRestarts(_schedule.Schedule):
         self.first_decay_steps = _checks.steps(name, "first_decay_steps", first_decay_steps)
         self.t_mul = _checks.real(name, "t_mul", t_mul, minimum=1)
         self.m_mul = _checks.real(name, "m_mul", m_mul, minimum=0, exclusive=True)
-        self.min_learning_rate = _checks.learning_rate(
-            name, "min_learning_rate", min_learning_rate
-        )
-        _checks.not_above(
-            name, "min_learning_rate", self.min_learning_rate,
+        self.min_learning_rate = _checks.floor(
+            name, "min_learning_rate", min_learning_rate,
             "initial_learning_rate", self.initial_learning_rate,
         )
         self.cycle_limit = (

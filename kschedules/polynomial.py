@@ -61,11 +61,8 @@ class PolynomialDecay(_schedule.Schedule):
             self._name, "initial_learning_rate", initial_learning_rate
         )
         self.decay_steps = _checks.steps(self._name, "decay_steps", decay_steps)
-        self.end_learning_rate = _checks.learning_rate(
-            self._name, "end_learning_rate", end_learning_rate
-        )
-        _checks.not_above(
-            self._name, "end_learning_rate", self.end_learning_rate,
+        self.end_learning_rate = _checks.floor(
+            self._name, "end_learning_rate", end_learning_rate,
             "initial_learning_rate", self.initial_learning_rate,
         )
         self.power = _checks.real(self._name, "power", power, minimum=0, exclusive=True)

@@ -79,11 +79,8 @@ class TanhDecay(_schedule.Schedule):
             name, "initial_learning_rate", initial_learning_rate
         )
         self.decay_steps = _checks.steps(name, "decay_steps", decay_steps)
-        self.min_learning_rate = _checks.learning_rate(
-            name, "min_learning_rate", min_learning_rate
-        )
-        _checks.not_above(
-            name, "min_learning_rate", self.min_learning_rate,
+        self.min_learning_rate = _checks.floor(
+            name, "min_learning_rate", min_learning_rate,
             "initial_learning_rate", self.initial_learning_rate,
         )
         self.lower_bound = _checks.real(name, "lower_bound", lower_bound)

@@ -113,11 +113,8 @@ class WarmupStableDecay(_schedule.Schedule):
                 f"{room} (the schedule must end by step 2147483647), "
                 f"received decay_steps={self.decay_steps!r}"
             )
-        self.min_learning_rate = _checks.learning_rate(
-            name, "min_learning_rate", min_learning_rate
-        )
-        _checks.not_above(
-            name, "min_learning_rate", self.min_learning_rate,
+        self.min_learning_rate = _checks.floor(
+            name, "min_learning_rate", min_learning_rate,
             "initial_learning_rate", self.initial_learning_rate,
         )
         self.warmup_shape = _checks.choice(name, "warmup_shape", warmup_shape, _SHAPES)
