@@ -53,6 +53,18 @@ def schedules():
         "Warmup(CosineAnnealing)": ks.Warmup(cosine, 1_955),
         "Staircase(CosineAnnealing)": ks.Staircase(cosine, 391),
         "Warmup(CosineAnnealingWarmRestarts)": heaviest(),
+        # t_mul = 1.1: 129 exact cycle starts below 2**31, one comparison each.
+        "CosineAnnealingWarmRestarts(t_mul=1.1)": ks.CosineAnnealingWarmRestarts(
+            0.1, 3_910, t_mul=1.1),
+        "ExponentialDecay": ks.ExponentialDecay(0.1, 391, 0.95, transition_begin=1_955,
+                                                end_learning_rate=1e-4),
+        "InverseSqrtDecay": ks.InverseSqrtDecay(0.1, 1_955),
+        "OneCycle": ks.OneCycle(0.1, TOTAL),
+        "Cyclic(exp_range)": ks.Cyclic(0.01, 0.1, 1_955, mode="exp_range", gamma=0.9999),
+        "TanhDecay": ks.TanhDecay(0.1, TOTAL),
+        "WarmupStableDecay": ks.WarmupStableDecay(0.1, 1_955, 31_280, 3_910),
+        "Sequence(3 pieces)": ks.Sequence(
+            [ks.Constant(0.1), cosine, ks.LinearDecay(0.01, 3_910)], [1_955, 35_190]),
     }
 
 
