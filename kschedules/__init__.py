@@ -16,7 +16,7 @@ from kschedules.polynomial import LinearDecay, PolynomialDecay
 from kschedules.registry import SCHEDULES, get
 from kschedules.step import StepDecay
 from kschedules.tanh import TanhDecay
-from kschedules.wrappers import Staircase, Warmup
+from kschedules.wrappers import PerUpdate, Staircase, Warmup
 from kschedules.wsd import WarmupStableDecay
 
 __version__ = "0.2.0"
@@ -31,6 +31,7 @@ __all__ = [
     "LearningRateLogger",
     "LinearDecay",
     "OneCycle",
+    "PerUpdate",
     "PolynomialDecay",
     "Product",
     "SCHEDULES",

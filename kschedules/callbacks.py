@@ -37,7 +37,11 @@ class LearningRateLogger(keras.callbacks.Callback):
     result does not depend on the callback's position in the list. A
     `LossScaleOptimizer` (mixed precision) is looked through: its inner
     optimizer's step and learning rate are logged, so steps skipped for
-    non-finite gradients do not count.
+    non-finite gradients do not count. Under gradient accumulation
+    (`gradient_accumulation_steps=k`), the step is the count of updates
+    (`optimizer.iterations`) and the value that of the update: the schedule
+    at the micro-step u * k + k - 1 where Keras applies update u (use
+    `PerUpdate` for a schedule written in updates).
 
     Outputs:
 
@@ -210,21 +214,36 @@ class LearningRateLogger(keras.callbacks.Callback):
         # `self.model` is only touched here, never on every batch.
         optimizer = self._optimizer()
         step = int(_numpy(optimizer.iterations))
+        if getattr(optimizer, "gradient_accumulation_steps", None) and isinstance(
+            getattr(optimizer, "_learning_rate", None),
+            keras.optimizers.schedules.LearningRateSchedule,
+        ):
+            # optimizer.learning_rate is the schedule at the current
+            # micro-step; the update `step` applies it at a later one.
+            return step, self._value_at(step, None, None)
         value = _to_scalar(optimizer.learning_rate)
         return step, value
 
     def _value_at(self, step, current_step, current_value):
-        """The learning rate the optimizer will apply at a later `step`."""
+        """The learning rate the optimizer will apply at a later update `step`.
+
+        Under gradient accumulation (k micro-steps an update), update u is
+        applied at micro-step u * k + k - 1, whose value the schedule gives.
+        """
         optimizer = self._optimizer()
+        # Keras 3.15 has no public getter for the schedule itself
+        # (`optimizer.learning_rate` is its value at the current step).
         schedule = getattr(optimizer, "_learning_rate", None)
         if step == current_step or not isinstance(
             schedule, keras.optimizers.schedules.LearningRateSchedule
         ):
             return current_value
-        step = keras.ops.convert_to_tensor(
-            step, dtype=optimizer.iterations.dtype
+        accumulation = getattr(optimizer, "gradient_accumulation_steps", None) or 1
+        micro_step = step * accumulation + accumulation - 1
+        micro_step = keras.ops.convert_to_tensor(
+            micro_step, dtype=optimizer.iterations.dtype
         )
-        return _to_scalar(schedule(step))
+        return _to_scalar(schedule(micro_step))
 
     # Per-step logging (update_freq=N).
 

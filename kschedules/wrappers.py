@@ -1,4 +1,4 @@
-"""Wrappers that change when another schedule is evaluated: warmup, staircase."""
+"""Wrappers that change when another schedule is evaluated: warmup, staircase, per update."""
 
 import keras
 from keras import ops
@@ -173,4 +173,67 @@ class Staircase(_Wrapper):
         return {
             "schedule": _serialize(self.schedule),
             "steps_per_epoch": self.steps_per_epoch,
+        }
+
+
+@keras.saving.register_keras_serializable(package="kschedules")
+class PerUpdate(_Wrapper):
+    """Runs a schedule on the count of updates under gradient accumulation.
+
+    With `gradient_accumulation_steps=k`, a Keras 3 optimizer calls its
+    schedule with the micro-step counter (every batch), while
+    `optimizer.iterations` counts updates (one every k batches): a schedule
+    written in updates then runs k times too fast. Wrap it in `PerUpdate`
+    with the same k and its arguments stay in updates.
+
+    ```
+    k = gradient_accumulation_steps, f = the wrapped schedule
+    lr(step) = f(floor(step / k))
+    ```
+
+    The update u is applied at micro-step u * k + k - 1 and uses f(u). The
+    wrapped schedule is called with an integer step (also for a float step).
+
+    Args:
+        schedule: The schedule in updates: a `LearningRateSchedule` or a
+            float >= 0.
+        gradient_accumulation_steps: The optimizer's
+            `gradient_accumulation_steps`, an integer >= 1.
+
+    Returns:
+        A schedule; calling it with a step returns a float32 tensor of the
+        step's shape.
+
+    Raises:
+        TypeError: if `schedule` is neither a schedule nor a real number, or
+            `gradient_accumulation_steps` is not an integer.
+        ValueError: if `gradient_accumulation_steps < 1` or a rate is
+            negative.
+
+    Example:
+
+    >>> import keras
+    >>> from kschedules.step import StepDecay
+    >>> schedule = PerUpdate(StepDecay(0.1, boundaries=[2]), gradient_accumulation_steps=4)
+    >>> [round(float(schedule(step)), 6) for step in (0, 7, 8, 11)]
+    [0.1, 0.1, 0.01, 0.01]
+    >>> optimizer = keras.optimizers.SGD(schedule, gradient_accumulation_steps=4)
+    """
+
+    def __init__(self, schedule, gradient_accumulation_steps: int):
+        name = "PerUpdate"
+        self.schedule = _checks.schedule(name, "schedule", schedule)
+        self.gradient_accumulation_steps = _checks.steps(
+            name, "gradient_accumulation_steps", gradient_accumulation_steps
+        )
+        self._inner = _as_schedule(self.schedule)
+
+    def __call__(self, step):
+        step = _schedule.whole_steps(_schedule.as_step(step))
+        return _schedule.to_float(self._inner(step // self.gradient_accumulation_steps))
+
+    def get_config(self):
+        return {
+            "schedule": _serialize(self.schedule),
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
         }

@@ -54,6 +54,8 @@ def all_schedules():
         [ks.Cyclic(0.011, 0.37, 9, mode="triangular2"), ks.ExponentialDecay(1.0, 1, 0.999), 0.8])
     schedules["staircase(warmup(sequence(wsd, tanh)))"] = ks.Staircase(ks.Warmup(ks.Sequence(
         [ks.WarmupStableDecay(0.37, 0, 5, 20), ks.TanhDecay(0.2, 50)], [25]), 8), 9)
+    schedules["per_update(warmup(step))"] = ks.PerUpdate(
+        ks.Warmup(schedules["step"], 3, 0.01), gradient_accumulation_steps=3)
     return schedules
 
 
@@ -245,6 +247,8 @@ BAD = [
     (ks.Warmup, dict(schedule="cosine", warmup_steps=5), TypeError, "Warmup: schedule must be a LearningRateSchedule or a float"),
     (ks.Warmup, dict(schedule=-0.1, warmup_steps=5), ValueError, "Warmup: schedule must be >= 0"),
     (ks.Warmup, dict(schedule=0.1, warmup_steps=5, start_learning_rate=-1.0), ValueError, "start_learning_rate must be >= 0"),
+    (ks.PerUpdate, dict(schedule=0.1, gradient_accumulation_steps=0), ValueError, "PerUpdate: gradient_accumulation_steps must be an integer in [1, 2147483647], received gradient_accumulation_steps=0"),
+    (ks.PerUpdate, dict(schedule="cosine", gradient_accumulation_steps=2), TypeError, "PerUpdate: schedule must be a LearningRateSchedule or a float"),
     (ks.Staircase, dict(schedule=0.1, steps_per_epoch=0), ValueError, "Staircase: steps_per_epoch must be an integer in [1, 2147483647], received steps_per_epoch=0"),
     (ks.Staircase, dict(schedule=None, steps_per_epoch=10), TypeError, "Staircase: schedule must be a LearningRateSchedule or a float"),
     # The 0.2 schedules.

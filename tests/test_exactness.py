@@ -156,6 +156,9 @@ WRAPPED_TABLE = {
                  [0, 2, 3, 12, 13, 22, 23, 33, 100], [0.05, 0.05, 0.1, 0.1, 0.2, 0.2, 0.1, 0.2, 0.4]),
     "product": (ks.Product([TableSchedule(), 0.5, TableSchedule()]), [0, 9, 10, 35, 100],
                 [0.005, 0.005, 0.02, 0.08, 0.08]),
+    # The table counts updates of 3 micro-steps: 0.1 for updates 0..9 (steps 0..29).
+    "per_update": (ks.PerUpdate(TableSchedule(), 3), [0, 29, 30, 59, 60, 89, 90, 1000],
+                   [0.1, 0.1, 0.2, 0.2, 0.3, 0.3, 0.4, 0.4]),
 }
 
 
@@ -351,7 +354,8 @@ for name, steps in cases.items():
     schedule = {"warmup": ks.Warmup(TableSchedule(), 5),
                 "staircase": ks.Staircase(TableSchedule(), 7),
                 "sequence": ks.Sequence([0.05, TableSchedule(), TableSchedule()], [3, 23]),
-                "product": ks.Product([TableSchedule(), 0.5, TableSchedule()])}[name]
+                "product": ks.Product([TableSchedule(), 0.5, TableSchedule()]),
+                "per_update": ks.PerUpdate(TableSchedule(), 3)}[name]
     jitted = jax.jit(lambda step: schedule(step))
     out[name] = {"jit": [float(jitted(s)) for s in steps],
                  "vector": np.asarray(schedule(np.array(steps))).tolist()}
