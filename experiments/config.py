@@ -10,6 +10,8 @@ here:
     decay_steps       = total_steps - warmup_steps         (decaying schedules)
     boundaries        = milestone * steps_per_epoch - warmup_steps   (step)
     first_decay_steps = round(t0 * steps_per_epoch)         (cosine_restarts)
+    schedule_steps    = {argument: round(epochs * steps_per_epoch)}  (the other durations:
+                        exponential, inverse_sqrt, cyclic, wsd; see `_schedule_steps`)
     lr_scale          = batch_size / reference_batch_size   (--lr_scaling=linear)
                       = sqrt(batch_size / reference_batch_size)        (sqrt)
                       = 1                                              (none)
@@ -34,7 +36,7 @@ from experiments import data
 from experiments import flags as flag_defs
 
 # The flags that hold learning rates (all scaled by --lr_scaling).
-LR_FLAGS = ("lr", "min_lr", "end_lr", "warmup_start_lr")
+LR_FLAGS = ("lr", "min_lr", "end_lr", "warmup_start_lr", "max_lr")
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 # The most optimizer steps a run may have: kschedules' step range (int32, its
 # MAX_STEP), in which every schedule computes exactly.
@@ -68,6 +70,8 @@ class Config:
         steps_per_epoch, total_steps, warmup_steps, decay_steps: in steps.
         boundaries: step schedules: inner-schedule boundaries (see module doc).
         first_decay_steps: cosine_restarts: the first cycle in steps.
+        schedule_steps: the schedule's other durations in steps, by the
+            kschedules argument they become (`{"decay_steps": 391}`).
         num_replicas: devices the global batch is split over (all workers).
         num_workers: processes (machines) of --strategy=multi_worker, else 1.
         lr_scale: the factor --lr_scaling applies to every LR flag.
@@ -85,6 +89,7 @@ class Config:
     decay_steps: int
     boundaries: tuple = ()
     first_decay_steps: int | None = None
+    schedule_steps: dict = dataclasses.field(default_factory=dict)
     num_replicas: int = 1
     num_workers: int = 1
     lr_scale: float = 1.0
@@ -116,6 +121,7 @@ class Config:
             "decay_steps": self.decay_steps,
             "boundaries": list(self.boundaries),
             "first_decay_steps": self.first_decay_steps,
+            "schedule_steps": dict(self.schedule_steps),
             "num_replicas": self.num_replicas,
             "num_workers": self.num_workers,
             "per_replica_batch_size": self.flags["batch_size"] // self.num_replicas,
@@ -154,13 +160,13 @@ def build_config(flag_values, train_size=None):
     warmup = round(values["warmup_epochs"] * spe)
     _check_warmup(values, present, warmup, total, spe)
     _check_schedule_flags(values, present)
-    boundaries, first_decay = _schedule_steps(values, spe, warmup, total)
+    boundaries, first_decay, durations = _schedule_steps(values, spe, warmup, total)
     values["run_name"] = values["run_name"] or default_run_name(values, present)
     return Config(
         flags=values, command_line=_given(flag_values, present), train_size=sizes["train"],
         val_size=sizes["test"], num_classes=sizes["classes"], steps_per_epoch=spe,
         total_steps=total, warmup_steps=warmup, decay_steps=total - warmup,
-        boundaries=boundaries, first_decay_steps=first_decay,
+        boundaries=boundaries, first_decay_steps=first_decay, schedule_steps=durations,
         lr_scale=lr_scale)
 
 
@@ -279,6 +285,11 @@ def _check_warmup(v, present, warmup_steps, total_steps, spe):
     _require(epochs < v["epochs"] and warmup_steps < total_steps, "warmup_epochs",
              f"must be shorter than training (--epochs={v['epochs']}), received {epochs:g}")
     start = v["warmup_start_lr"]
+    if v["schedule"] == "wsd":
+        _require("warmup_start_lr" not in present, "warmup_start_lr",
+                 "is not used by --schedule=wsd (its warmup starts at --min_lr)")
+        v["warmup_start_lr"] = None
+        return
     if epochs == 0:
         _require("warmup_start_lr" not in present, "warmup_start_lr",
                  "is only used with --warmup_epochs > 0")
@@ -319,14 +330,100 @@ def _check_schedule_flags(v, present):
                  f"must be >= 1, received {v['t_mult']:g}")
         _require(_finite(v["m_mul"]) and 0 < v["m_mul"] <= 1, "m_mul",
                  f"must be in (0, 1], received {v['m_mul']:g}")
+    _check_new_schedule_flags(v, present, used)
+
+
+def _check_new_schedule_flags(v, present, used):
+    """The value checks of the flags of exponential ... wsd (their durations: below)."""
+    def in_range(name, low, high, low_open=False, high_open=False):
+        value = v[name]
+        ok = _finite(value) and (value > low if low_open else value >= low) and (
+            value < high if high_open else value <= high)
+        _require(ok, name, f"must be in {'(' if low_open else '['}{low:g}, {high:g}"
+                 f"{')' if high_open else ']'}, received {value:g}")
+
+    if "decay_rate" in used:
+        in_range("decay_rate", 0, 1, low_open=True, high_open=True)
+    if "pct_start" in used:
+        in_range("pct_start", 0, 1, low_open=True, high_open=True)
+    for name in ("div_factor", "final_div_factor"):
+        if name in used:
+            _require(_finite(v[name]) and v[name] >= 1, name, f"must be >= 1, received {v[name]:g}")
+    if "max_lr" in used:
+        _require(v["max_lr"] is not None, "max_lr", "is required with --schedule=cyclic (the top "
+                 "of the cycle; --lr is its bottom)")
+        _require(_finite(v["max_lr"]) and v["max_lr"] > v["lr"], "max_lr",
+                 f"must be > --lr={v['lr']:g}, received {v['max_lr']:g}")
+    if "gamma" in used:
+        in_range("gamma", 0, 1, low_open=True)
+        _require(v["gamma"] == 1 or v["mode"] == "exp_range", "gamma",
+                 f"is only used with --mode=exp_range, received {v['gamma']:g} with "
+                 f"--mode={v['mode']}")
+    if "upper_bound" in used:
+        _require(_finite(v["lower_bound"]), "lower_bound",
+                 f"must be a finite number, received {v['lower_bound']:g}")
+        _require(_finite(v["upper_bound"]) and v["upper_bound"] > v["lower_bound"], "upper_bound",
+                 f"must be > --lower_bound={v['lower_bound']:g}, received {v['upper_bound']:g}")
+
+
+def _steps_of(v, name, spe, minimum=1):
+    """Flag `name` (epochs) in whole steps, checked to be at least `minimum` steps."""
+    epochs = v[name]
+    _require(_finite(epochs) and epochs >= 0, name, f"must be >= 0 epochs, received {epochs:g}")
+    steps = round(epochs * spe)
+    _require(steps >= minimum, name,
+             f"must be at least {minimum} step(s) ({minimum}/{spe} epoch), received {epochs:g}")
+    return steps
+
+
+def _durations(v, spe, warmup_steps, total_steps):
+    """schedule_steps: the durations of exponential ... wsd, by kschedules argument."""
+    after = total_steps - warmup_steps
+    name = v["schedule"]
+    if name == "exponential":
+        begin = _steps_of(v, "transition_begin", spe, minimum=0)
+        _require(begin < after, "transition_begin",
+                 f"must be shorter than the epochs after warmup, received {v['transition_begin']:g}")
+        return {"decay_steps": _steps_of(v, "decay_epochs", spe), "transition_begin": begin}
+    if name == "inverse_sqrt":
+        if v["timescale"] is None:
+            v["timescale"] = v["warmup_epochs"] or 1.0
+        return {"timescale": _steps_of(v, "timescale", spe)}
+    if name == "onecycle":
+        _require(v["pct_start"] * after > 1, "pct_start",
+                 f"must leave the rise at least one step: pct_start x {after} steps after warmup "
+                 f"must be > 1, received {v['pct_start']:g}")
+        _require(not v["three_phase"] or 2 * v["pct_start"] * after < after + 1, "pct_start",
+                 "must be < (steps + 1) / (2 x steps) with --three_phase (the third phase needs "
+                 f"room), received {v['pct_start']:g}")
+        return {}
+    if name == "cyclic":
+        if v["step_size_up"] is None:
+            v["step_size_up"] = flag_defs.DEFAULT_STEP_SIZE_UP
+        if v["step_size_down"] is None:
+            v["step_size_down"] = v["step_size_up"]
+        return {"step_size_up": _steps_of(v, "step_size_up", spe),
+                "step_size_down": _steps_of(v, "step_size_down", spe)}
+    if name == "wsd":
+        if v["stable_epochs"] is None:
+            decay = flag_defs.DEFAULT_WSD_DECAY_FRACTION * v["epochs"]
+            v["stable_epochs"] = round(v["epochs"] - v["warmup_epochs"] - decay, 6)
+        stable = _steps_of(v, "stable_epochs", spe, minimum=0)
+        _require(stable < after, "stable_epochs",
+                 f"must leave the decay at least one step: < {after / spe:g} (the epochs after "
+                 f"warmup), received {v['stable_epochs']:g}")
+        return {"warmup_steps": warmup_steps, "stable_steps": stable,
+                "decay_steps": after - stable}
+    return {}
 
 
 def _schedule_steps(v, spe, warmup_steps, total_steps):
-    """(boundaries, first_decay_steps) of the schedule, in steps."""
+    """(boundaries, first_decay_steps, schedule_steps) of the schedule, in steps."""
+    durations = _durations(v, spe, warmup_steps, total_steps)
     if v["schedule"] == "step":
         milestones = _milestones(v)
         v["milestones"] = ",".join(str(m) for m in milestones)
-        return tuple(m * spe - warmup_steps for m in milestones), None
+        return tuple(m * spe - warmup_steps for m in milestones), None, durations
     if v["schedule"] == "cosine_restarts":
         after_warmup = v["epochs"] - v["warmup_epochs"]
         if v["t0"] is None:
@@ -336,8 +433,8 @@ def _schedule_steps(v, spe, warmup_steps, total_steps):
                  f"must be in (0, {after_warmup:g}] (the epochs after warmup), received {t0:g}")
         first = round(t0 * spe)
         _require(first >= 1, "t0", f"must be at least one step (1/{spe} epoch), received {t0:g}")
-        return (), min(first, total_steps - warmup_steps)
-    return (), None
+        return (), min(first, total_steps - warmup_steps), durations
+    return (), None, durations
 
 
 def _milestones(v):
@@ -376,9 +473,18 @@ def default_run_name(v, present):
     if v["lr_scaling"] != "none":
         parts.append(f"{v['lr_scaling']}-ref{v['reference_batch_size']}")
     keys = {"milestones": "m", "factor": "f", "min_lr": "min", "t0": "t", "t_mult": "tm",
-            "m_mul": "mm", "power": "p", "end_lr": "end"}
+            "m_mul": "mm", "power": "p", "end_lr": "end", "decay_rate": "dr", "decay_epochs": "de",
+            "staircase": "stair", "transition_begin": "tb", "timescale": "ts", "pct_start": "pct",
+            "anneal_strategy": "", "div_factor": "div", "final_div_factor": "fdiv",
+            "three_phase": "3phase", "max_lr": "max", "step_size_up": "up", "step_size_down": "down",
+            "mode": "", "gamma": "g", "lower_bound": "lb", "upper_bound": "ub",
+            "stable_epochs": "st", "warmup_shape": "ws-", "decay_shape": "ds-"}
     for name in flag_defs.SCHEDULE_FLAGS[v["schedule"]]:
         value = v[name]
+        if isinstance(value, bool):  # A switch: named when on.
+            if value:
+                parts.append(keys[name])
+            continue
         text = value.replace(",", "-") if isinstance(value, str) else _fmt(value)
         parts.append(keys[name] + text)
     if v["warmup_epochs"]:

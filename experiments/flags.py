@@ -13,7 +13,13 @@ from absl import logging as _absl_logging  # noqa: F401  (defines --log_dir firs
 
 FLAGS = flags.FLAGS
 
-SCHEDULES = ("constant", "step", "cosine", "cosine_restarts", "linear", "poly")
+# kschedules.SCHEDULES's names (tests/test_config.py ties the two together;
+# this module imports no Keras).
+SCHEDULES = ("constant", "step", "cosine", "cosine_restarts", "linear", "poly", "exponential",
+             "inverse_sqrt", "onecycle", "cyclic", "tanh", "wsd")
+ANNEAL_STRATEGIES = ("cos", "linear")
+CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
+WSD_SHAPES = ("linear", "cosine", "1-sqrt")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 MODELS = ("simple_cnn", "resnet20")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -28,6 +34,11 @@ DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
 DEFAULT_MILESTONE_FRACTIONS = (0.3, 0.6, 0.8)
 # --t0 when not given: this fraction of the epochs after warmup (10 of 100).
 DEFAULT_T0_FRACTION = 0.1
+# --stable_epochs when not given (wsd): the epochs after warmup less this fraction
+# of --epochs for the decay (10 of 100).
+DEFAULT_WSD_DECAY_FRACTION = 0.1
+# --step_size_up when not given (cyclic): Smith (2017) advises 2 to 10 epochs.
+DEFAULT_STEP_SIZE_UP = 2.0
 
 # The flags each schedule reads; giving any other schedule flag is an error.
 SCHEDULE_FLAGS = {
@@ -37,8 +48,19 @@ SCHEDULE_FLAGS = {
     "cosine_restarts": ("t0", "t_mult", "m_mul", "min_lr"),
     "linear": ("end_lr",),
     "poly": ("power", "end_lr"),
+    "exponential": ("decay_rate", "decay_epochs", "staircase", "transition_begin", "end_lr"),
+    "inverse_sqrt": ("timescale",),
+    "onecycle": ("pct_start", "anneal_strategy", "div_factor", "final_div_factor", "three_phase"),
+    "cyclic": ("max_lr", "step_size_up", "step_size_down", "mode", "gamma"),
+    "tanh": ("min_lr", "lower_bound", "upper_bound"),
+    "wsd": ("stable_epochs", "min_lr", "warmup_shape", "decay_shape"),
 }
-ALL_SCHEDULE_FLAGS = ("milestones", "factor", "min_lr", "t0", "t_mult", "m_mul", "power", "end_lr")
+ALL_SCHEDULE_FLAGS = (
+    "milestones", "factor", "min_lr", "t0", "t_mult", "m_mul", "power", "end_lr", "decay_rate",
+    "decay_epochs", "staircase", "transition_begin", "timescale", "pct_start", "anneal_strategy",
+    "div_factor", "final_div_factor", "three_phase", "max_lr", "step_size_up", "step_size_down",
+    "mode", "gamma", "lower_bound", "upper_bound", "stable_epochs", "warmup_shape", "decay_shape",
+)
 
 # Names of the runner's flags, in definition order (config.json records them all).
 RUNNER_FLAGS = []
@@ -66,15 +88,56 @@ def define_runner_flags():
             "step: comma-separated epochs at whose start the LR is multiplied by --factor. "
             "Default: 30,60,80 for --epochs=100, else 30/60/80 percent of --epochs.")
     _define("float", "factor", 0.1, "step: multiplier at each milestone, in (0, 1].")
-    _define("float", "min_lr", 0.0, "cosine, cosine_restarts: LR at the end of each cosine, < --lr.")
+    _define("float", "min_lr", 0.0, "cosine, cosine_restarts, tanh, wsd: the floor (LR at the end "
+            "of each cosine, of the tanh, of the decay), < --lr.")
     _define("float", "t0", None, "cosine_restarts: length of the first cycle in epochs. "
             "Default: 10 percent of the epochs after warmup.")
     _define("float", "t_mult", 1.0, "cosine_restarts: factor on the cycle length after each restart, >= 1.")
     _define("float", "m_mul", 1.0, "cosine_restarts: factor on the peak LR after each restart, in (0, 1].")
     _define("float", "power", 2.0, "poly: exponent of the polynomial decay, > 0.")
-    _define("float", "end_lr", 0.0, "linear, poly: LR at the end of training, < --lr.")
+    _define("float", "end_lr", 0.0, "linear, poly: LR at the end of training, < --lr; exponential: "
+            "a floor (0: none).")
+    _define("float", "decay_rate", 0.95, "exponential: factor on the LR per --decay_epochs, in (0, 1).")
+    _define("float", "decay_epochs", 1.0, "exponential: epochs over which the LR is multiplied by "
+            "--decay_rate (PyTorch's ExponentialLR per epoch: 1).")
+    _define("bool", "staircase", False, "exponential: multiply in whole --decay_epochs steps "
+            "(PyTorch's StepLR) instead of continuously.")
+    _define("float", "transition_begin", 0.0, "exponential: epochs after warmup at --lr before the "
+            "decay starts (optax's transition_begin).")
+    _define("float", "timescale", None, "inverse_sqrt: epochs over which the LR falls to "
+            "1/sqrt(2) of --lr. Default: --warmup_epochs (Hugging Face's), else 1.")
+    _define("float", "pct_start", 0.3, "onecycle: fraction of the epochs after warmup spent rising "
+            "to --lr, in (0, 1).")
+    _define("enum", "anneal_strategy", "cos", "onecycle: shape of both phases.",
+            enum_values=list(ANNEAL_STRATEGIES))
+    _define("float", "div_factor", 25.0, "onecycle: --lr / the first LR, >= 1.")
+    _define("float", "final_div_factor", 1e4, "onecycle: the first LR / the last, >= 1.")
+    _define("bool", "three_phase", False, "onecycle: down to the first LR, then to the last "
+            "(PyTorch's three_phase).")
+    _define("float", "max_lr", None, "cyclic: the top of the cycle (--lr is its bottom), > --lr. "
+            "Required with --schedule=cyclic.")
+    _define("float", "step_size_up", None, "cyclic: epochs from the bottom to the top. Default: "
+            f"{DEFAULT_STEP_SIZE_UP:g} (Smith 2017: 2 to 10).")
+    _define("float", "step_size_down", None, "cyclic: epochs from the top to the bottom. "
+            "Default: --step_size_up.")
+    _define("enum", "mode", "triangular", "cyclic: triangular (constant height), triangular2 "
+            "(halved each cycle), exp_range (times --gamma per step).",
+            enum_values=list(CYCLIC_MODES))
+    _define("float", "gamma", 1.0, "cyclic, --mode=exp_range: factor on the height per step, "
+            "in (0, 1].")
+    _define("float", "lower_bound", -7.0, "tanh: start of the tanh's argument (timm's lb).")
+    _define("float", "upper_bound", 3.0, "tanh: end of the tanh's argument (timm's ub), "
+            "> --lower_bound.")
+    _define("float", "stable_epochs", None, "wsd: epochs at --lr after warmup; the decay takes the "
+            "rest. Default: the epochs after warmup less "
+            f"{DEFAULT_WSD_DECAY_FRACTION:.0%} of --epochs.")
+    _define("enum", "warmup_shape", "linear", "wsd: shape of its warmup (--warmup_epochs, from "
+            "--min_lr).", enum_values=list(WSD_SHAPES))
+    _define("enum", "decay_shape", "cosine", "wsd: shape of its decay to --min_lr.",
+            enum_values=list(WSD_SHAPES))
     _define("float", "warmup_epochs", 0.0, "Linear warmup from --warmup_start_lr to --lr over these "
-            "first epochs, for any schedule; the schedule then spans the remaining epochs.")
+            "first epochs, for any schedule; the schedule then spans the remaining epochs "
+            "(wsd: its own warmup, shaped by --warmup_shape, from --min_lr).")
     _define("float", "warmup_start_lr", 0.0, "LR at the first step of warmup, < --lr.")
     _define("enum", "lr_update", "step", "step: a new LR every step; epoch: the LR of each "
             "epoch's first step held for the whole epoch (PyTorch style).", enum_values=["step", "epoch"])

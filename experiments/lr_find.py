@@ -54,6 +54,8 @@ import sys
 
 import numpy as np
 
+from experiments import flags as runner_flags
+
 DEFAULT_START_LR = 1e-5
 DEFAULT_END_LR = 10.0
 DEFAULT_NUM_STEPS = 200
@@ -62,8 +64,8 @@ DEFAULT_DIVERGENCE_FACTOR = 4.0
 METHOD = "LR at the minimum of the smoothed loss divided by 10"
 # Runner flags the range test does not use (it sweeps the LR itself).
 UNUSED_RUNNER_FLAGS = (
-    "schedule", "lr", "epochs", "milestones", "factor", "min_lr", "t0", "t_mult", "m_mul", "power",
-    "end_lr", "warmup_epochs", "warmup_start_lr", "lr_update", "log_dir", "run_name",
+    "schedule", "lr", "epochs", *runner_flags.ALL_SCHEDULE_FLAGS,
+    "warmup_epochs", "warmup_start_lr", "lr_update", "log_dir", "run_name",
     # The range test runs on one device at the LRs it sweeps.
     "strategy", "lr_scaling", "reference_batch_size",
 )
@@ -256,7 +258,7 @@ def describe(result):
 def define_flags():
     from absl import flags
 
-    from experiments import flags as runner_flags  # noqa: F401  (defines the runner's flags)
+    # experiments.flags (imported above) defines the runner's flags.
 
     if "start_lr" in flags.FLAGS:
         return

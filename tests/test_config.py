@@ -26,7 +26,7 @@ def config_for(*args, train_size=1000):
 
 # (flag named in the message, arguments): each must fail.
 BAD = [
-    ("schedule", ["--schedule=exponential"]),
+    ("schedule", ["--schedule=exponentially"]),
     ("lr", ["--lr=-0.1"]),
     ("lr", ["--lr=0"]),
     ("lr", ["--lr=nan"]),
@@ -58,6 +58,36 @@ BAD = [
     ("t0", ["--schedule=cosine_restarts", "--t0=200"]),
     ("t0", ["--schedule=cosine_restarts", "--warmup_epochs=90", "--t0=20"]),
     ("t0", ["--schedule=cosine_restarts", "--t0=0"]),
+    # The 0.2 schedules: ranges, relations, and each flag only with its schedule.
+    ("decay_rate", ["--schedule=exponential", "--decay_rate=1"]),
+    ("decay_rate", ["--schedule=exponential", "--decay_rate=0"]),
+    ("decay_epochs", ["--schedule=exponential", "--decay_epochs=0"]),
+    ("transition_begin", ["--schedule=exponential", "--transition_begin=100"]),
+    ("decay_rate", ["--schedule=cosine", "--decay_rate=0.9"]),
+    ("staircase", ["--schedule=poly", "--staircase"]),
+    ("timescale", ["--schedule=inverse_sqrt", "--timescale=0"]),
+    ("timescale", ["--schedule=onecycle", "--timescale=2"]),
+    ("pct_start", ["--schedule=onecycle", "--pct_start=1"]),
+    ("pct_start", ["--schedule=onecycle", "--pct_start=0.6", "--three_phase"]),
+    ("div_factor", ["--schedule=onecycle", "--div_factor=0.5"]),
+    ("final_div_factor", ["--schedule=onecycle", "--final_div_factor=0"]),
+    ("anneal_strategy", ["--schedule=onecycle", "--anneal_strategy=exp"]),
+    ("three_phase", ["--schedule=cyclic", "--max_lr=1", "--three_phase"]),
+    ("max_lr", ["--schedule=cyclic"]),
+    ("max_lr", ["--schedule=cyclic", "--max_lr=0.05"]),
+    ("max_lr", ["--schedule=cosine", "--max_lr=1"]),
+    ("step_size_up", ["--schedule=cyclic", "--max_lr=1", "--step_size_up=0"]),
+    ("step_size_down", ["--schedule=cyclic", "--max_lr=1", "--step_size_down=-1"]),
+    ("mode", ["--schedule=cyclic", "--max_lr=1", "--mode=sawtooth"]),
+    ("gamma", ["--schedule=cyclic", "--max_lr=1", "--gamma=0.99"]),  # triangular
+    ("gamma", ["--schedule=cyclic", "--max_lr=1", "--mode=exp_range", "--gamma=1.5"]),
+    ("upper_bound", ["--schedule=tanh", "--lower_bound=3", "--upper_bound=3"]),
+    ("lower_bound", ["--schedule=wsd", "--lower_bound=-3"]),
+    ("min_lr", ["--schedule=tanh", "--min_lr=0.5"]),
+    ("stable_epochs", ["--schedule=wsd", "--stable_epochs=100"]),
+    ("stable_epochs", ["--schedule=wsd", "--warmup_epochs=10", "--stable_epochs=90"]),
+    ("warmup_start_lr", ["--schedule=wsd", "--warmup_epochs=5", "--warmup_start_lr=0.01"]),
+    ("decay_shape", ["--schedule=wsd", "--decay_shape=sqrt"]),
     ("warmup_epochs", ["--warmup_epochs=100"]),
     ("warmup_epochs", ["--warmup_epochs=-1"]),
     ("warmup_start_lr", ["--warmup_start_lr=0.01"]),  # without warmup
@@ -282,3 +312,68 @@ def test_schedule_values_by_hand(args, expected):
     schedule = build_schedule(config_for("--epochs=10", *args))
     for step, value in expected.items():
         assert float(schedule(step)) == pytest.approx(value, rel=1e-5, abs=1e-7), step
+
+
+def test_runner_schedules_are_the_library_registry():
+    import kschedules as ks
+
+    from experiments import flags as flag_defs
+
+    assert list(flag_defs.SCHEDULES) == list(ks.SCHEDULES)
+    assert set(flag_defs.SCHEDULE_FLAGS) == set(ks.SCHEDULES)
+    used = {name for names in flag_defs.SCHEDULE_FLAGS.values() for name in names}
+    assert used == set(flag_defs.ALL_SCHEDULE_FLAGS)
+
+
+# The 0.2 schedules: flags -> the kschedules arguments, 8 steps per epoch, 10 epochs.
+@pytest.mark.parametrize("args,name,kwargs", [
+    (["--schedule=exponential", "--decay_rate=0.5", "--decay_epochs=2", "--transition_begin=1",
+      "--staircase", "--end_lr=0.001"], "ExponentialDecay",
+     dict(initial_learning_rate=0.1, decay_steps=16, decay_rate=0.5, staircase=True,
+          transition_begin=8, end_learning_rate=0.001)),
+    (["--schedule=exponential"], "ExponentialDecay",  # defaults: x0.95 per epoch, no floor
+     dict(initial_learning_rate=0.1, decay_steps=8, decay_rate=0.95, staircase=False,
+          transition_begin=0, end_learning_rate=None)),
+    (["--schedule=inverse_sqrt", "--warmup_epochs=2"], "InverseSqrtDecay",  # timescale = warmup
+     dict(initial_learning_rate=0.1, timescale=16)),
+    (["--schedule=inverse_sqrt", "--timescale=0.5"], "InverseSqrtDecay",
+     dict(initial_learning_rate=0.1, timescale=4)),
+    (["--schedule=onecycle", "--warmup_epochs=1", "--pct_start=0.25", "--anneal_strategy=linear",
+      "--div_factor=10", "--final_div_factor=100", "--three_phase"], "OneCycle",
+     dict(maximal_learning_rate=0.1, total_steps=72, pct_start=0.25, anneal_strategy="linear",
+          div_factor=10.0, final_div_factor=100.0, three_phase=True)),
+    (["--schedule=cyclic", "--lr=0.01", "--max_lr=0.1", "--step_size_up=1.5"], "Cyclic",
+     dict(initial_learning_rate=0.01, maximal_learning_rate=0.1, step_size_up=12,
+          step_size_down=12, mode="triangular", gamma=1.0)),
+    (["--schedule=cyclic", "--lr=0.01", "--max_lr=0.1", "--step_size_down=0.5",
+      "--mode=exp_range", "--gamma=0.99"], "Cyclic",
+     dict(initial_learning_rate=0.01, maximal_learning_rate=0.1, step_size_up=16,
+          step_size_down=4, mode="exp_range", gamma=0.99)),
+    (["--schedule=tanh", "--min_lr=0.001", "--lower_bound=-6", "--upper_bound=2"], "TanhDecay",
+     dict(initial_learning_rate=0.1, decay_steps=80, min_learning_rate=0.001, lower_bound=-6.0,
+          upper_bound=2.0)),
+    (["--schedule=wsd", "--warmup_epochs=2", "--min_lr=0.001", "--decay_shape=1-sqrt"],
+     "WarmupStableDecay",  # stable: 10 - 2 - 10% of 10 = 7 epochs; the decay takes the last 1
+     dict(initial_learning_rate=0.1, warmup_steps=16, stable_steps=56, decay_steps=8,
+          min_learning_rate=0.001, warmup_shape="linear", decay_shape="1-sqrt")),
+    (["--schedule=wsd", "--stable_epochs=5", "--lr_scaling=linear", "--batch_size=256",
+      "--min_lr=0.001"], "WarmupStableDecay",  # LRs scaled x2; 1000 / 256 -> 4 steps an epoch
+     dict(initial_learning_rate=0.2, warmup_steps=0, stable_steps=20, decay_steps=20,
+          min_learning_rate=0.002, warmup_shape="linear", decay_shape="cosine")),
+])
+def test_new_schedules_get_their_arguments_in_steps(args, name, kwargs):
+    from experiments.schedules import build_schedule
+
+    schedule = build_schedule(config_for("--epochs=10", *args))
+    assert type(schedule).__name__ == ("Warmup" if "--warmup_epochs=1" in args or (
+        "--warmup_epochs=2" in args and name != "WarmupStableDecay") else name)
+    inner = schedule.schedule if type(schedule).__name__ == "Warmup" else schedule
+    assert type(inner).__name__ == name
+    assert inner.get_config() == pytest.approx(kwargs)
+
+
+def test_new_schedules_name_their_runs():
+    assert config_for("--schedule=cyclic", "--lr=0.01", "--max_lr=0.1").flags["run_name"] == (
+        "cyclic_lr0.01_max0.1_up2_down2_triangular_g1_sgd_simple_cnn_e100_s0")
+    assert config_for("--schedule=onecycle", "--three_phase").flags["run_name"] == (
+        "onecycle_lr0.1_pct0.3_cos_div25_fdiv10000_3phase_sgd_simple_cnn_e100_s0")

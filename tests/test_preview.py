@@ -81,3 +81,36 @@ def test_bad_flag_exits_2_and_writes_nothing(tmp_path, capsys):
     assert preview.run_command(["preview", "--train_size=0", f"--preview_dir={out}"]) == 2
     assert capsys.readouterr().err.startswith("error: --train_size: ")
     assert not out.exists()
+
+
+# The 0.2 schedules, 10 epochs x 8 steps: the preview's every value against the
+# kschedules schedule built by hand from the same numbers in steps.
+NEW_SCHEDULES = {
+    "exponential": (["--decay_rate=0.5", "--decay_epochs=2", "--transition_begin=1"],
+                    lambda ks: ks.ExponentialDecay(0.1, 16, 0.5, transition_begin=8)),
+    "inverse_sqrt": (["--warmup_epochs=1"],
+                     lambda ks: ks.Warmup(ks.InverseSqrtDecay(0.1, 8), 8)),
+    "onecycle": ([], lambda ks: ks.OneCycle(0.1, 80)),
+    "cyclic": (["--lr=0.01", "--max_lr=0.1", "--step_size_up=1", "--mode=triangular2"],
+               lambda ks: ks.Cyclic(0.01, 0.1, 8, 8, mode="triangular2")),
+    "tanh": (["--min_lr=0.001"], lambda ks: ks.TanhDecay(0.1, 80, min_learning_rate=0.001)),
+    "wsd": (["--warmup_epochs=2", "--stable_epochs=6", "--warmup_shape=cosine"],
+            lambda ks: ks.WarmupStableDecay(0.1, 16, 48, 16, warmup_shape="cosine")),
+}
+
+
+@pytest.mark.parametrize("name", list(NEW_SCHEDULES))
+def test_preview_draws_every_new_schedule(name, tmp_path):
+    import kschedules as ks
+
+    extra, expected = NEW_SCHEDULES[name]
+    assert preview.run_command(["preview", f"--schedule={name}", "--epochs=10", "--train_size=1000",
+                                f"--preview_dir={tmp_path}", "--run_name=n", *extra]) == 0
+    rows = read_csv(tmp_path / "n.csv")
+    assert [r["step"] for r in rows] == list(range(80))
+    schedule = expected(ks)
+    for row in rows:
+        assert row["learning_rate"] == pytest.approx(float(schedule(int(row["step"]))),
+                                                     rel=1e-6, abs=1e-9), row["step"]
+    with open(tmp_path / "n.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
