@@ -273,3 +273,26 @@ def test_deterministic_runs_repeat_exactly(folder, tmp_path):
     _, b = read_history(tmp_path / "b")
     for column in ("learning_rate", "loss", "accuracy", "val_loss", "val_accuracy"):
         assert [r[column] for r in a] == [r[column] for r in b], column
+
+
+@pytest.mark.parametrize("extra,lrs", [
+    # One-cycle over the 9 steps: up from 0.05/25 to the peak at step 0.3 * 9 - 1 = 1.7
+    # (between steps 1 and 2), down to the end: epochs start at steps 0, 3 and 6.
+    (["--schedule=onecycle"], None),
+    # WSD: a 1-epoch linear warmup from --min_lr, 1 stable epoch, a 1-epoch cosine decay.
+    (["--schedule=wsd", "--warmup_epochs=1", "--stable_epochs=1", "--min_lr=0.001"],
+     [0.001, 0.05, 0.05]),
+])
+def test_a_new_schedule_trains_and_records_its_lr(folder, tmp_path, extra, lrs):
+    import kschedules as ks
+
+    argv = [f"--image_folder={folder}", f"--log_dir={tmp_path}", "--run_name=n",
+            "--train_subset=24", "--epochs=3", "--batch_size=8", "--lr=0.05", *extra]
+    status, _, err = run_quietly(argv)
+    assert status == 0, err
+    _, rows = read_history(tmp_path / "n")
+    if lrs is None:
+        lrs = [float(ks.OneCycle(0.05, 9)(step)) for step in (0, 3, 6)]
+    assert [r["learning_rate"] for r in rows] == pytest.approx(lrs, rel=1e-6)
+    config = read_json(tmp_path / "n" / "config.json")
+    assert config["flags"]["schedule"] == extra[0].split("=")[1]
