@@ -232,8 +232,11 @@ def complete_rows(path, columns):
     """How many complete rows of epochs 0, 1, ... `path` starts with (0 if none or no file)."""
     if rows_problem(path, columns, 0) is not None:
         return 0
-    with open(path, newline="") as f:
-        lines = f.read().splitlines(keepends=True)[1:]
+    try:
+        with open(path, newline="") as f:
+            lines = f.read().splitlines(keepends=True)[1:]
+    except FileNotFoundError:  # stopped in its first epoch: no history.csv yet
+        return 0
     count = 0
     while count < len(lines) and _row_problem(lines[count], len(columns), count) is None:
         count += 1

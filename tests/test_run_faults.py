@@ -212,6 +212,18 @@ def test_no_backup_yet_trains_the_recorded_epochs_again_and_says_so(interrupted,
     assert read_json(run_dir / "summary.json")["resumed_from_epoch"] == 0
 
 
+def test_stopped_in_its_first_epoch_trains_again_from_the_start(interrupted, folder, tmp_path):
+    # A SIGTERM during epoch 0 (as a parallel suite's Ctrl-C sends): config.json, no history.csv.
+    log_dir, run_dir = copy_of(interrupted, tmp_path)
+    shutil.rmtree(run_dir / "backup")
+    (run_dir / "history.csv").unlink()
+    status, out, err = run_quietly(argv_for(folder, log_dir))
+    assert status == 0, err
+    assert "(resume at epoch 1/3)" in out
+    _, rows = read_history(run_dir)
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+
+
 # --- 9. SIGTERM (in this process), then resume.
 
 
