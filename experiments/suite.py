@@ -4,7 +4,8 @@ Usage:
     python -m experiments.suite --exercise {step,cosine,poly,warmup,all}
         [--epochs N] [--seeds 2 | --seeds 0,3] [--train_subset N] [--image_folder PATH]
         [--model simple_cnn] [--batch_size 128] [--log_dir logs] [--lr LR]
-        [--dry_run] [--runner_flag=value ...]
+        [--dry_run] [--parallel N [--gpus_per_run G] [--cpus_per_run C] [--ray_address auto|HOST:PORT]]
+        [--runner_flag=value ...]
 
 Every training is ``python -m experiments.run`` in a subprocess, into
 ``<log_dir>/<exercise>/<run_name>`` with a deterministic run name
@@ -37,6 +38,14 @@ which LR was used and how it was chosen.
 Other flags of the runner (``--optimizer``, ``--weight_decay``,
 ``--deterministic``, ...) pass through to every run as ``--name=value``, except
 those the definitions set themselves.
+
+``--parallel=N`` trains up to N runs at once on Ray (`experiments.parallel`):
+the same subprocesses, each with its own ``--gpus_per_run`` GPUs and
+``--cpus_per_run`` CPUs, on a local Ray the suite starts and stops, or on the
+cluster at ``--ray_address``. Everything above holds as in a sequential suite;
+the range test and the sweep still end before the runs that need their LR (the
+warmup runs, which do not, fill the free slots meanwhile). The default,
+``--parallel=1``, runs them one by one and does not import Ray.
 """
 
 import argparse
@@ -50,6 +59,7 @@ import time
 
 from experiments import flags as runner_flags
 from experiments import lr_find
+from experiments import parallel
 from experiments import plots
 from experiments import report
 from experiments import runlock
@@ -420,14 +430,15 @@ class LrUnavailable(Exception):
     """The LR range test or the sweep failed; the message says what to do."""
 
 
-def resolve_base_lr(options, passthrough, call):
+def resolve_base_lr(options, passthrough, engine):
     """(base LR, sweep runs, note) of the SGD exercises.
 
     `--lr` when given. Otherwise the LR range test (run once, saved under
     <log_dir>/lr_find) gives the candidates of a constant-LR sweep (run in
     <log_dir>/step, skipped when finished), whose best run fixes the LR. In a
     dry run that cannot know the LR yet it is `UnknownLR` and the commands that
-    would decide it are printed.
+    would decide it are printed. `engine` (`Sequential` or
+    `parallel.Scheduler`) runs the range test and the sweep.
     """
     if options.lr is not None:
         return options.lr, [], f"Base LR of the SGD runs: {_g(options.lr)}, given with --lr (not tuned by the suite)."
@@ -441,7 +452,7 @@ def resolve_base_lr(options, passthrough, call):
                   + ", ".join(_g(f) for f in SWEEP_FACTORS) + "; LR below: the best of them")
             return UnknownLR("LR"), [], ""
         print("[suite] no --lr given: running the LR range test first", flush=True)
-        if call(command) != 0 or read_lr_find(lr_dir) is None:
+        if engine.range_test(command, lr_dir) != 0 or read_lr_find(lr_dir) is None:
             raise LrUnavailable("suite: the LR range test failed (see above); give --lr instead")
         found = read_lr_find(lr_dir)
     candidates = sweep_candidates(found)
@@ -455,7 +466,7 @@ def resolve_base_lr(options, passthrough, call):
         print("# LR below: the constant LR of the sweep above with the best final val accuracy")
         return UnknownLR("LR"), [], ""
     if not options.dry_run:
-        execute(sweep, call=call, what="LR sweep run")
+        engine.execute(sweep, what="LR sweep run")
     try:
         lr, _ = choose_lr(sweep)
     except SuiteError as e:
@@ -530,6 +541,25 @@ def execute(runs, call=subprocess.call, stream=None, clock=time.monotonic, what=
     return failed
 
 
+class Sequential:
+    """Runs one subprocess at a time with `call` (the engine of --parallel=1)."""
+
+    def __init__(self, call=subprocess.call):
+        self.call = call
+
+    def plan_ahead(self, background=(), expected=0):
+        """Nothing to plan: one run after another (see `parallel.Scheduler.plan_ahead`)."""
+
+    def range_test(self, command, out_dir):
+        return self.call(command)
+
+    def execute(self, runs, what="run"):
+        return execute(runs, call=self.call, what=what)
+
+    def close(self):
+        pass
+
+
 def write_reports(runs, exercises, options, notes):
     paths = []
     for exercise in exercises:
@@ -572,6 +602,31 @@ def _positive_float(text):
     return value
 
 
+def _ray_resource(text):
+    """A Ray resource amount: 0 to 1, or a whole number (Ray refuses other fractions)."""
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0 and (value <= 1 or value == int(value))):
+        raise argparse.ArgumentTypeError(f"must be 0 to 1 or a whole number, received {text}")
+    return value
+
+
+def _check_parallel_flags(options, parser):
+    """--gpus_per_run, --cpus_per_run and --ray_address only with --parallel > 1; their values."""
+    if options.parallel == 1:
+        for name in ("gpus_per_run", "cpus_per_run", "ray_address"):
+            if getattr(options, name) is not None:
+                parser.exit(2, f"suite: --{name} applies only with --parallel > 1 (runs at once on Ray), "
+                               "received --parallel=1\n")
+        return
+    if options.cpus_per_run == 0:
+        parser.exit(2, "suite: argument --cpus_per_run: must be > 0, received 0\n")
+    if options.ray_address is not None:
+        try:
+            parallel.parse_address(options.ray_address)
+        except parallel.SetupError as e:
+            parser.exit(2, f"{e}\n")
+
+
 def parse_args(argv):
     parser = _Parser(prog="python -m experiments.suite", description=__doc__.split("\n")[0])
     parser.add_argument("--exercise", required=True, choices=EXERCISES + ("all",))
@@ -590,7 +645,17 @@ def parse_args(argv):
     parser.add_argument("--warmup_epochs", type=_positive_float, default=DEFAULT_WARMUP_EPOCHS,
                         help="warmup: length of the linear warmup in epochs")
     parser.add_argument("--dry_run", action="store_true", help="print the planned commands and exit")
+    parser.add_argument("--parallel", type=_positive_int, default=1,
+                        help="train up to this many runs at once, on Ray (1: one by one, without Ray)")
+    parser.add_argument("--gpus_per_run", type=_ray_resource,
+                        help="with --parallel: GPUs of each run (default 1 where there are GPUs, else 0; "
+                             "0.5: two runs share a GPU)")
+    parser.add_argument("--cpus_per_run", type=_ray_resource, help="with --parallel: CPUs of each run (default 1)")
+    parser.add_argument("--ray_address",
+                        help="with --parallel: an existing Ray cluster, auto or HOST:PORT (default: a local "
+                             "Ray started and stopped by the suite); --log_dir must be seen by every node")
     options, rest = parser.parse_known_args(argv)
+    _check_parallel_flags(options, parser)
     try:
         options.seeds = parse_seeds(options.seeds)
     except SuiteError as e:
@@ -609,21 +674,48 @@ def parse_args(argv):
     return options, exercises, rest
 
 
-def main(argv=None, call=subprocess.call):
+def main(argv=None, call=subprocess.call, make_pool=None):
+    """The suite; `call` runs a subprocess (--parallel=1), `make_pool` overrides Ray's (tests)."""
     options, exercises, passthrough = parse_args(sys.argv[1:] if argv is None else argv)
     # TensorFlow's C++ start-up lines, repeated for every run, drown the progress lines;
     # the trainings inherit this unless the user set their own level.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    needs_lr = any(e != "warmup" for e in exercises)
     try:
         for exercise in exercises:  # arithmetic errors before anything runs
             definitions(exercise, options.epochs, lr=1.0, warmup_epochs=options.warmup_epochs)
+        engine = Sequential(call) if options.parallel == 1 else _scheduler(options, make_pool)
+    except (SuiteError, parallel.SetupError) as e:
+        print(e, file=sys.stderr)
+        return 2
+    try:
+        return _run(options, exercises, passthrough, engine)
+    finally:
+        engine.close()
+
+
+def _scheduler(options, make_pool):
+    if make_pool is None:
+        make_pool, _ = parallel.pool_factory(
+            options.parallel, options.cpus_per_run or 1.0, options.gpus_per_run, options.ray_address)
+    # Data from tensorflow-datasets: the first run may download and prepare it, alone.
+    return parallel.Scheduler(make_pool, data_first=options.image_folder is None)
+
+
+def _interrupted(engine, message):
+    engine.close()
+    print(f"\n[suite] {message}", file=sys.stderr)
+    return 130
+
+
+def _run(options, exercises, passthrough, engine):
+    needs_lr = any(e != "warmup" for e in exercises)
+    try:
+        if needs_lr and options.lr is None and not options.dry_run:
+            _plan_ahead(options, exercises, passthrough, engine)
         try:
-            lr, sweep, note = resolve_base_lr(options, passthrough, call) if needs_lr else (None, [], "")
+            lr, sweep, note = resolve_base_lr(options, passthrough, engine) if needs_lr else (None, [], "")
         except KeyboardInterrupt:
-            print("\n[suite] interrupted while tuning the LR: run the same command again to resume",
-                  file=sys.stderr)
-            return 130
+            return _interrupted(engine, "interrupted while tuning the LR: run the same command again to resume")
         runs = plan_runs(exercises, lr, options, passthrough)
         if "step" in exercises:  # the sweep's runs belong to the step study, first
             in_sweep = {r.run_dir for r in sweep}
@@ -634,20 +726,23 @@ def main(argv=None, call=subprocess.call):
     except SuiteError as e:
         print(e, file=sys.stderr)
         return 2
-    except LrUnavailable as e:
+    except (LrUnavailable, parallel.SetupError) as e:
         print(e, file=sys.stderr)
-        return 1
+        return 1 if isinstance(e, LrUnavailable) else 2
     if options.dry_run:
         for run in runs:
             status = "  # finished, will be skipped" if is_finished(run) else ""
             print(" ".join(run.command) + status)
         return 0
     try:
-        failed = execute(runs, call=call)
+        engine.plan_ahead()
+        failed = engine.execute(runs)
     except KeyboardInterrupt:
-        print("\n[suite] interrupted: run the same command again to resume (finished runs are skipped, "
-              "the interrupted one continues from its last completed epoch)", file=sys.stderr)
-        return 130
+        return _interrupted(engine, "interrupted: run the same command again to resume (finished runs are "
+                                    "skipped, the interrupted ones continue from their last completed epoch)")
+    except parallel.SetupError as e:
+        print(e, file=sys.stderr)
+        return 2
     notes = {e: [note] for e in exercises if e != "warmup" and note}
     notes["warmup"] = [
         f"Deliberately large LRs: Adam {_g(options.adam_lr)}, SGD {_g(options.sgd_lr)}; "
@@ -661,6 +756,24 @@ def main(argv=None, call=subprocess.call):
               file=sys.stderr)
         return 1
     return 0
+
+
+def _plan_ahead(options, exercises, passthrough, engine):
+    """Before the LR is tuned: the warmup runs may train meanwhile; how many runs will follow.
+
+    The count (the range test if not done, the sweep, the runs at the tuned
+    LR less the sweep's winner, which the step study shares) is for the
+    progress line only.
+    """
+    background = plan_runs(["warmup"], None, options, passthrough) if "warmup" in exercises else []
+    for run in background:
+        if is_finished(run):
+            check_finished_run(run)
+    found = read_lr_find(os.path.join(options.log_dir, LR_FIND_DIR))
+    tuning = len(SWEEP_FACTORS) + 1 if found is None else len(sweep_candidates(found))
+    sgd = [e for e in exercises if e != "warmup"]
+    later = len(plan_runs(sgd, 1.0, options, passthrough)) - ("step" in sgd)
+    engine.plan_ahead(background, tuning + later)
 
 
 if __name__ == "__main__":
