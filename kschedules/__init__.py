@@ -12,6 +12,7 @@ from kschedules.cyclic import Cyclic
 from kschedules.exponential import ExponentialDecay
 from kschedules.inverse_sqrt import InverseSqrtDecay
 from kschedules.onecycle import OneCycle
+from kschedules.plateau import PlateauScaled, ReduceLROnPlateau
 from kschedules.polynomial import LinearDecay, PolynomialDecay
 from kschedules.registry import SCHEDULES, get
 from kschedules.step import StepDecay
@@ -32,8 +33,10 @@ __all__ = [
     "LinearDecay",
     "OneCycle",
     "PerUpdate",
+    "PlateauScaled",
     "PolynomialDecay",
     "Product",
+    "ReduceLROnPlateau",
     "SCHEDULES",
     "Sequence",
     "Staircase",
