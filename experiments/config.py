@@ -4,7 +4,8 @@ Every flag is checked here, before any data is read or any file written, and
 every duration given in epochs is converted to optimizer steps here and only
 here:
 
-    steps_per_epoch   = ceil(train_size / batch_size)     (global batch)
+    batches_per_epoch = ceil(train_size / batch_size)     (global batch)
+    steps_per_epoch   = batches_per_epoch / gradient_accumulation_steps  (updates)
     total_steps       = epochs * steps_per_epoch
     warmup_steps      = round(warmup_epochs * steps_per_epoch)
     decay_steps       = total_steps - warmup_steps         (decaying schedules)
@@ -36,7 +37,7 @@ from experiments import data
 from experiments import flags as flag_defs
 
 # The flags that hold learning rates (all scaled by --lr_scaling).
-LR_FLAGS = ("lr", "min_lr", "end_lr", "warmup_start_lr", "max_lr")
+LR_FLAGS = ("lr", "min_lr", "end_lr", "warmup_start_lr", "max_lr", "plateau_min_lr")
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 # The most optimizer steps a run may have: kschedules' step range (int32, its
 # MAX_STEP), in which every schedule computes exactly.
@@ -67,7 +68,9 @@ class Config:
             `dataset` with `image_folder`).
         command_line: the flags given on the command line, as `--name=value`.
         train_size, val_size, num_classes: of the data (val: the test split).
-        steps_per_epoch, total_steps, warmup_steps, decay_steps: in steps.
+        steps_per_epoch, total_steps, warmup_steps, decay_steps: in optimizer
+            steps (updates: one every --gradient_accumulation_steps batches).
+        batches_per_epoch: batches of --batch_size per epoch.
         boundaries: step schedules: inner-schedule boundaries (see module doc).
         first_decay_steps: cosine_restarts: the first cycle in steps.
         schedule_steps: the schedule's other durations in steps, by the
@@ -87,6 +90,7 @@ class Config:
     total_steps: int
     warmup_steps: int
     decay_steps: int
+    batches_per_epoch: int = None
     boundaries: tuple = ()
     first_decay_steps: int | None = None
     schedule_steps: dict = dataclasses.field(default_factory=dict)
@@ -116,6 +120,7 @@ class Config:
             "val_size": self.val_size,
             "num_classes": self.num_classes,
             "steps_per_epoch": self.steps_per_epoch,
+            "batches_per_epoch": self.batches_per_epoch,
             "total_steps": self.total_steps,
             "warmup_steps": self.warmup_steps,
             "decay_steps": self.decay_steps,
@@ -149,7 +154,8 @@ def build_config(flag_values, train_size=None):
     _check_basic(values, present)
     lr_scale = _lr_scale(values, present)
     sizes = _data_sizes(values, train_size)
-    spe = math.ceil(sizes["train"] / values["batch_size"])
+    batches = math.ceil(sizes["train"] / values["batch_size"])
+    spe = _updates_per_epoch(values, batches)
     total = values["epochs"] * spe
     _require(total <= MAX_TOTAL_STEPS, "epochs",
              f"must give at most {MAX_TOTAL_STEPS} optimizer steps (kschedules' step range), "
@@ -160,12 +166,13 @@ def build_config(flag_values, train_size=None):
     warmup = round(values["warmup_epochs"] * spe)
     _check_warmup(values, present, warmup, total, spe)
     _check_schedule_flags(values, present)
+    _check_plateau(values, present)
     boundaries, first_decay, durations = _schedule_steps(values, spe, warmup, total)
     values["run_name"] = values["run_name"] or default_run_name(values, present)
     return Config(
         flags=values, command_line=_given(flag_values, present), train_size=sizes["train"],
         val_size=sizes["test"], num_classes=sizes["classes"], steps_per_epoch=spe,
-        total_steps=total, warmup_steps=warmup, decay_steps=total - warmup,
+        batches_per_epoch=batches, total_steps=total, warmup_steps=warmup, decay_steps=total - warmup,
         boundaries=boundaries, first_decay_steps=first_decay, schedule_steps=durations,
         lr_scale=lr_scale)
 
@@ -278,6 +285,33 @@ def _lr_scale(v, present):
     _require(reference >= 1, "reference_batch_size", f"must be >= 1, received {reference}")
     ratio = v["batch_size"] / reference
     return ratio if rule == "linear" else math.sqrt(ratio)
+
+
+def _updates_per_epoch(v, batches):
+    """Optimizer updates per epoch: the batches over --gradient_accumulation_steps."""
+    k = v["gradient_accumulation_steps"]
+    _require(k >= 1, "gradient_accumulation_steps", f"must be >= 1, received {k}")
+    _require(batches % k == 0, "gradient_accumulation_steps",
+             f"must divide the {batches} batches per epoch (--batch_size={v['batch_size']} over "
+             f"the training images), received {k}")
+    return batches // k
+
+
+def _check_plateau(v, present):
+    if v["plateau_patience"] == 0:
+        for name in flag_defs.PLATEAU_FLAGS:
+            _require(name not in present, name, "is only used with --plateau_patience > 0")
+            v[name] = None
+        return
+    _require(v["plateau_patience"] > 0, "plateau_patience",
+             f"must be >= 0 (0: off), received {v['plateau_patience']}")
+    factor = v["plateau_factor"]
+    _require(_finite(factor) and 0 < factor < 1, "plateau_factor",
+             f"must be in (0, 1), received {factor:g}")
+    _require(_finite(v["plateau_min_lr"]) and 0 <= v["plateau_min_lr"] < v["lr"], "plateau_min_lr",
+             f"must be in [0, --lr={v['lr']:g}), received {v['plateau_min_lr']:g}")
+    _require(v["plateau_cooldown"] >= 0, "plateau_cooldown",
+             f"must be >= 0, received {v['plateau_cooldown']}")
 
 
 def _check_warmup(v, present, warmup_steps, total_steps, spe):
@@ -468,7 +502,7 @@ def _fmt(value):
 
 
 def default_run_name(v, present):
-    """`<schedule>_lr<lr>[_<rule>-ref<b>][_<schedule values>][_w..]_<optimizer>_<model>_e<epochs>..._s<seed>`."""
+    """`<schedule>_lr<lr>[_<rule>-ref<b>][_<schedule values>][_w..][_plat..][_acc<k>]_<optimizer>_<model>_e<epochs>..._s<seed>`."""
     parts = [v["schedule"], f"lr{_fmt(v['lr'])}"]
     if v["lr_scaling"] != "none":
         parts.append(f"{v['lr_scaling']}-ref{v['reference_batch_size']}")
@@ -493,6 +527,14 @@ def default_run_name(v, present):
             parts.append(f"ws{_fmt(v['warmup_start_lr'])}")
     if v["lr_update"] == "epoch":
         parts.append("perepoch")
+    if v["plateau_patience"]:
+        parts.append(f"plat{v['plateau_patience']}")
+        plateau = {"plateau_factor": "f", "plateau_monitor": "", "plateau_min_lr": "min",
+                   "plateau_cooldown": "cd"}
+        parts += [key + (v[name] if isinstance(v[name], str) else _fmt(v[name]))
+                  for name, key in plateau.items() if name in present]
+    if v["gradient_accumulation_steps"] > 1:
+        parts.append(f"acc{v['gradient_accumulation_steps']}")
     parts += [v["optimizer"], v["model"], f"e{v['epochs']}"]
     extras = {"batch_size": "b", "momentum": "mom", "weight_decay": "wd",
               "train_subset": "n", "precision": ""}

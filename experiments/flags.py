@@ -25,6 +25,9 @@ MODELS = ("simple_cnn", "resnet20")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 LR_SCALINGS = ("none", "linear", "sqrt")
+PLATEAU_MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
+# The flags that only --plateau_patience > 0 reads.
+PLATEAU_FLAGS = ("plateau_factor", "plateau_monitor", "plateau_min_lr", "plateau_cooldown")
 
 # --lr when not given: the usual peak rate of each optimizer on CIFAR-10.
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
@@ -147,6 +150,20 @@ def define_runner_flags():
             enum_values=list(LR_SCALINGS))
     _define("integer", "reference_batch_size", 128, "--lr_scaling: the global batch size the LR "
             "flags are stated for.")
+    _define("integer", "plateau_patience", 0, "Reduce on plateau on top of the schedule "
+            "(kschedules.ReduceLROnPlateau): after this many epochs without improvement of "
+            "--plateau_monitor, the schedule is scaled by --plateau_factor. 0: off.")
+    _define("float", "plateau_factor", 0.1, "--plateau_patience: factor on the schedule at each "
+            "reduction, in (0, 1).")
+    _define("enum", "plateau_monitor", "val_loss", "--plateau_patience: the epoch metric watched "
+            "(loss: lower is better, accuracy: higher).", enum_values=list(PLATEAU_MONITORS))
+    _define("float", "plateau_min_lr", 0.0, "--plateau_patience: the reductions never take the LR "
+            "below this (the schedule itself may go lower), in [0, --lr).")
+    _define("integer", "plateau_cooldown", 0, "--plateau_patience: epochs after a reduction before "
+            "counting again.")
+    _define("integer", "gradient_accumulation_steps", 1, "Batches of --batch_size accumulated into "
+            "one update (Keras's optimizer argument): every duration in epochs is counted in "
+            "updates, and the batches per epoch must be divisible by it.")
     # Optimizer and model.
     _define("enum", "optimizer", "sgd", "Optimizer.", enum_values=list(OPTIMIZERS))
     _define("float", "momentum", 0.9, "sgd: momentum, in [0, 1).")

@@ -73,13 +73,19 @@ def describe(config, values):
     warmup = config.warmup_steps
     lines = [f"{config.flags['run_name']}: {config.flags['epochs']} epochs x "
              f"{config.steps_per_epoch} steps (train_size {config.train_size}, batch "
-             f"{config.flags['batch_size']}) = {config.total_steps} steps, warmup {warmup} steps",
+             f"{config.flags['batch_size']}"
+             + (f", updates of {k} batches" if (k := config.flags["gradient_accumulation_steps"]) > 1 else "")
+             + f") = {config.total_steps} steps, warmup {warmup} steps",
              f"lr: first step {values[0]:.6g}, max {values.max():.6g} at step "
              f"{int(values.argmax())}, min {values.min():.6g}, last step {values[-1]:.6g}"]
     if config.boundaries:
         drops = [b + warmup for b in config.boundaries]
         lines.append("drops at steps " + ", ".join(
             f"{s} (epoch {s // config.steps_per_epoch}): {values[s]:.6g}" for s in drops))
+    if config.flags["plateau_patience"]:
+        lines.append(f"plateau reductions (x{config.flags['plateau_factor']:g} after "
+                     f"{config.flags['plateau_patience']} epochs without improvement of "
+                     f"{config.flags['plateau_monitor']}) depend on training: not shown")
     return lines
 
 

@@ -135,7 +135,8 @@ def _train(config, arrays, status, distribution, first_epoch):
         rundir.create(config, _record(config, arrays, train))
     print(f"run {config.run_dir} ({_status_text(config, status, first_epoch)}): "
           f"{config.train_size} training images, {config.val_size} test images, "
-          f"{config.steps_per_epoch} steps per epoch" + _batch_text(config, distribution))
+          f"{config.steps_per_epoch} steps per epoch" + _accumulation_text(config)
+          + _batch_text(config, distribution))
     stopping.check()
     # Diverged, then killed: finish it only.
     if status == "resume" and rundir.diverged_epoch(config) is not None:
@@ -172,6 +173,11 @@ def _status_text(config, status, first_epoch):
     if first_epoch == 0 and recorded:
         text += f"; no backup yet, so the {recorded} recorded epoch(s) are trained again"
     return text
+
+
+def _accumulation_text(config):
+    k = config.flags["gradient_accumulation_steps"]
+    return f" (updates of {k} batches of {config.flags['batch_size']})" if k > 1 else ""
 
 
 def _batch_text(config, distribution):

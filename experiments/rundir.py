@@ -41,7 +41,8 @@ class RunDirDamaged(RuntimeError):
 
 # Flags added after runs were recorded, with the value that behaves as before
 # (a config.json without them compares equal to these).
-_ADDED_FLAGS = {"strategy": "default", "lr_scaling": "none", "reference_batch_size": None}
+_ADDED_FLAGS = {"strategy": "default", "lr_scaling": "none", "reference_batch_size": None,
+                "plateau_patience": 0, "gradient_accumulation_steps": 1}
 
 
 def state(config):

@@ -8,6 +8,9 @@ onto kschedules' arguments, one entry of `_ARGUMENTS` per schedule:
     schedule = ks.Warmup(inner, warmup_steps, warmup_start_lr)   if warmup
                                                    (not wsd: its warmup is its own)
     schedule = ks.Staircase(schedule, steps_per_epoch)           if --lr_update=epoch
+
+Steps are optimizer updates; under --gradient_accumulation_steps the optimizer
+gets the schedule wrapped in `ks.PerUpdate` (`experiments.train`).
 """
 
 import kschedules as ks

@@ -11,6 +11,8 @@ that a distribution strategy can wrap just that call in `strategy.scope()`.
    fsynced), prints one readable line, stops a diverged run. Before each row
    it checks that history.csv and learning_rate.csv still hold exactly the
    earlier epochs' complete rows (`rundir.RunDirDamaged` if not).
+   `kschedules.ReduceLROnPlateau` with --plateau_patience > 0 (its state is in
+   the optimizer, so the backup after it holds the epoch's reduction).
 2. `AtomicBackupAndRestore` into <run>/backup: Keras's BackupAndRestore with
    files that are complete or absent after a `kill -9`, every --backup_every
    epochs; it runs after the recorder, so a backup never gets ahead of the
@@ -35,7 +37,7 @@ import sys
 import time
 
 import keras
-from kschedules import LearningRateLogger
+from kschedules import LearningRateLogger, PerUpdate, ReduceLROnPlateau
 
 from experiments import backends, models, rundir, stopping
 from experiments.schedules import build_schedule
@@ -62,14 +64,24 @@ def set_up(config):
 
 
 def make_optimizer(config, schedule):
-    """The optimizer; sgd/adam get weight decay as a model L2 term, adamw decoupled."""
+    """The optimizer; sgd/adam get weight decay as a model L2 term, adamw decoupled.
+
+    With --gradient_accumulation_steps=k > 1 it applies one update every k
+    batches, and Keras calls its schedule with the count of batches:
+    `ks.PerUpdate` gives the schedule (in updates) the count of updates.
+    """
     name = config.flags["optimizer"]
+    k = config.flags["gradient_accumulation_steps"]
+    common = {}
+    if k > 1:
+        schedule = PerUpdate(schedule, gradient_accumulation_steps=k)
+        common = {"gradient_accumulation_steps": k}
     if name == "sgd":
         return keras.optimizers.SGD(schedule, momentum=config.flags["momentum"],
-                                    nesterov=config.flags["nesterov"])
+                                    nesterov=config.flags["nesterov"], **common)
     if name == "adam":
-        return keras.optimizers.Adam(schedule)
-    optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.flags["weight_decay"])
+        return keras.optimizers.Adam(schedule, **common)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.flags["weight_decay"], **common)
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     return optimizer
 
@@ -113,6 +125,7 @@ def fit(config, model, pipelines, run_dir, restore_dir=None):
     # TensorBoard files need TensorFlow: skipped on JAX (experiments.backends).
     tensorboard = os.path.join(run_dir, "tensorboard") if backends.uses_tensorflow() else None
     callbacks = [StopOnSignal(), keras.callbacks.ProgbarLogger(), set_epoch, recorder,
+                 *plateau_callback(config),
                  AtomicBackupAndRestore(os.path.join(run_dir, "backup"), restore_dir,
                                         every=config.flags["backup_every"]),
                  *([keras.callbacks.TensorBoard(tensorboard, write_graph=False, profile_batch=0)]
@@ -128,6 +141,16 @@ def fit(config, model, pipelines, run_dir, restore_dir=None):
         _close_writers(callbacks)  # a stopped fit skips on_train_end
         raise
     return recorder
+
+
+def plateau_callback(config):
+    """[kschedules.ReduceLROnPlateau] of --plateau_*, or [] (before the backup, which saves its state)."""
+    if not config.flags["plateau_patience"]:
+        return []
+    return [ReduceLROnPlateau(
+        monitor=config.flags["plateau_monitor"], factor=config.flags["plateau_factor"],
+        patience=config.flags["plateau_patience"], cooldown=config.flags["plateau_cooldown"],
+        min_lr=config.effective("plateau_min_lr"), verbose=1)]
 
 
 def _close_writers(callbacks):
