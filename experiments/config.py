@@ -105,6 +105,12 @@ class Config:
         raise AttributeError(name)
 
     @property
+    def lr_log_freq(self):
+        """--lr_log_freq, or for 0 the step count giving about LR_LOG_POINTS points."""
+        given = self.flags["lr_log_freq"]
+        return given or max(1, -(-self.total_steps // flag_defs.LR_LOG_POINTS))
+
+    @property
     def run_dir(self):
         return os.path.join(self.flags["log_dir"], self.flags["run_name"])
 
@@ -212,6 +218,8 @@ def _check_basic(v, present):
              f"must be in [0, {MAX_SEED}] (NumPy's seed range), received {v['seed']}")
     for name in ("steps_per_execution", "backup_every"):
         _require(v[name] >= 1, name, f"must be >= 1, received {v[name]}")
+    _require(v["lr_log_freq"] >= 0, "lr_log_freq", f"must be >= 0 (0: automatic), received "
+             f"{v['lr_log_freq']}")
     # Keras 3.15's TensorFlow trainer fails (InvalidArgumentError in its multi-step
     # loop) under tf.distribute with more than one step per execution, a plain
     # Keras model too.

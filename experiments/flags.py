@@ -69,7 +69,9 @@ ALL_SCHEDULE_FLAGS = (
 RUNNER_FLAGS = []
 # Flags that change how a run is carried out or where it is written, not what it
 # computes: a run may be resumed, and a finished one reused, with other values.
-NOT_COMPARED = ("log_dir", "overwrite", "steps_per_execution", "backup_every")
+NOT_COMPARED = ("log_dir", "overwrite", "steps_per_execution", "backup_every", "lr_log_freq")
+# --lr_log_freq=0: about this many step_learning_rate points per run.
+LR_LOG_POINTS = 1000
 
 
 def _define(kind, name, default, help_text, **kwargs):
@@ -200,6 +202,9 @@ def define_runner_flags():
             "(Keras's compile argument): batch-level callbacks then run, and wait for the device, "
             "once per this many steps; the LR still changes every step. For GPUs, where a "
             "small model's step is short. Only with --strategy=default.")
+    _define("integer", "lr_log_freq", 0, "TensorBoard: step_learning_rate, the LR applied, every "
+            f"this many optimizer steps. 0: about {LR_LOG_POINTS} points per run "
+            "(every step of a shorter run). Not on JAX (no TensorBoard files there).")
     _define("integer", "backup_every", 1, "Back up the training state (for resuming after an "
             "interruption) every this many epochs and after the last; a resumed run replays "
             "the epochs since the last backup.")

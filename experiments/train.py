@@ -18,7 +18,8 @@ that a distribution strategy can wrap just that call in `strategy.scope()`.
    epochs; it runs after the recorder, so a backup never gets ahead of the
    history. A failed write (a full disk) leaves the previous backup current.
 3. `keras.callbacks.TensorBoard` into <run>/tensorboard (train/, validation/).
-4. `kschedules.LearningRateLogger`: the `learning_rate` TensorBoard scalar and
+4. `kschedules.LearningRateLogger`: the `learning_rate` TensorBoard scalar
+   (and `step_learning_rate` every `Config.lr_log_freq` steps) and
    <run>/learning_rate.csv, whose value for each epoch becomes history.csv's
    `learning_rate` (the LR applied at the epoch's first step).
 
@@ -131,7 +132,8 @@ def fit(config, model, pipelines, run_dir, restore_dir=None):
                  *([keras.callbacks.TensorBoard(tensorboard, write_graph=False, profile_batch=0)]
                    if tensorboard else []),
                  LearningRateLogger(log_dir=tensorboard,
-                                    csv_path=os.path.join(run_dir, "learning_rate.csv"))]
+                                    csv_path=os.path.join(run_dir, "learning_rate.csv"),
+                                    update_freq=config.lr_log_freq if tensorboard else "epoch")]
     _insert_test_hooks(callbacks)
     # The progress bar on a terminal; Keras's one line per epoch in a log file.
     try:

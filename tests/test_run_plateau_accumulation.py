@@ -58,6 +58,14 @@ def test_an_accumulated_run_applies_its_k1_twins_lr_at_every_update(folder, unin
     assert [s for s, _ in lr_rows(accumulated)] == [0, 4, 8, 12]  # updates, not batches
     assert [lr for _, lr in lr_rows(accumulated)] == pytest.approx(
         [0.05, 0.05 * (1 + 0.5 ** 0.5) / 2, 0.025, 0.05 * (1 - 0.5 ** 0.5) / 2], rel=1e-6)
+    # TensorBoard's step_learning_rate (--lr_log_freq=0: every step of a short run): one point per
+    # update, the twin's values.
+    from test_callbacks import read_scalars
+
+    per_update = read_scalars(os.path.join(accumulated, "tensorboard"), "step_learning_rate")
+    assert [step for step, _ in per_update] == list(range(16))
+    assert per_update == read_scalars(os.path.join(twin, "tensorboard"), "step_learning_rate")
+    assert per_update[5][1] == pytest.approx(0.05 * (1 + math.cos(math.pi * 5 / 16)) / 2, rel=1e-6)
 
 
 def test_plateau_reductions_scale_the_schedule(uninterrupted):
@@ -92,6 +100,7 @@ def test_kill_9_and_resume_applies_the_uninterrupted_lrs(folder, uninterrupted, 
     (["--plateau_patience=2", "--plateau_min_lr=0.05"],
      "--plateau_min_lr: must be in [0, --lr=0.05), received 0.05"),
     (["--plateau_patience=2", "--plateau_cooldown=-1"], "--plateau_cooldown: must be >= 0, received -1"),
+    (["--lr_log_freq=-1"], "--lr_log_freq: must be >= 0 (0: automatic), received -1"),
     (["--gradient_accumulation_steps=0"], "--gradient_accumulation_steps: must be >= 1, received 0"),
     (["--batch_size=8", "--gradient_accumulation_steps=3"],
      "--gradient_accumulation_steps: must divide the 4 batches per epoch (--batch_size=8 over the "
