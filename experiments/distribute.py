@@ -58,12 +58,11 @@ import tempfile
 import tensorflow as tf
 
 from experiments.config import FlagError
-from experiments.rundir import BACKUP
+from experiments.rundir import BACKUP, PATH_FLAGS, compared_flags
 
 TF_CONFIG = "TF_CONFIG"
 _JOBS = ("chief", "worker")
 # Flags that may differ between the workers of one run (paths on each machine).
-_NOT_AGREED = ("log_dir", "image_folder", "data_dir")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,13 +236,13 @@ def _check_batches(batch_size, replicas, name, detail, sizes):
 def check_agreement(distribution, config, status):
     """Stops every worker (FlagError) unless all have the same flags and resume epoch.
 
-    Compared: every flag but the paths (`_NOT_AGREED`), the image counts and
+    Compared: every flag but the paths (`rundir.PATH_FLAGS`), the image counts and
     classes, and the epoch each worker would resume from (`resume_epoch`).
     Collective: every worker must call it. A no-op for one worker.
     """
     if distribution.num_workers == 1:
         return
-    flags = {k: v for k, v in config.flags.items() if k not in _NOT_AGREED}
+    flags = compared_flags(config.flags, ignore=PATH_FLAGS)
     flags["sizes"] = [config.train_size, config.val_size, config.num_classes]
     digest = hashlib.sha256(json.dumps(flags, sort_keys=True).encode()).digest()
     local = [int.from_bytes(digest[:7], "big"), resume_epoch(config.run_dir, status)]

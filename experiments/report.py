@@ -7,7 +7,8 @@ Usage:
 
 Each argument is a run directory (it holds ``config.json``) or a folder searched
 recursively for run directories. Runs whose ``config.json`` flags differ only in
-bookkeeping flags (`IGNORED_FLAGS`: the seed, names and paths of the output)
+bookkeeping flags (`rundir.REPLICATE_FLAGS`: the seed, the names and paths of the
+output, and how the run was carried out)
 form one configuration; the table gives each metric as mean ± sample standard
 deviation over its seeds, and the seed count. Runs without ``summary.json``
 (interrupted or still running) are listed but left out of the numbers.
@@ -29,37 +30,8 @@ import os
 import re
 import sys
 
-from experiments import flags as runner_flags
-from experiments import plots
+from experiments import plots, rundir
 
-# Flags that never make two runs different experiments.
-IGNORED_FLAGS = frozenset(
-    {
-        "seed",
-        "run_name",
-        "log_dir",
-        "overwrite",
-        "data_dir",
-        # absl's own flags, in case the runner saved them with its own.
-        "logtostderr",
-        "alsologtostderr",
-        "verbosity",
-        "v",
-        "stderrthreshold",
-        "showprefixforinfo",
-        "run_with_pdb",
-        "pdb",
-        "pdb_post_mortem",
-        "run_with_profiling",
-        "profile_file",
-        "use_cprofile_for_profiling",
-        "only_check_args",
-        "helpfull",
-        "helpshort",
-        "helpxml",
-        "help",
-    }
-)
 EXERCISES = ("step", "cosine", "poly", "warmup")
 DEFAULT_TARGET_FRACTION = 0.95
 DEFAULT_EARLY_EPOCHS = 5
@@ -101,17 +73,11 @@ def find_run_dirs(paths):
     return unique
 
 
-def experiment_key(run, ignored=IGNORED_FLAGS):
-    """A hashable key equal for runs that differ only in `ignored` flags."""
+def experiment_key(run, ignored=rundir.REPLICATE_FLAGS):
+    """A hashable key equal for runs that differ only in `ignored` flags (`rundir.compared_flags`)."""
     if run.config is None or not isinstance(run.config.get("flags"), dict):
         raise ValueError(f"report: {run.path}/config.json must hold a 'flags' object")
-    # A flag added to the runner after a run was recorded had its default then.
-    flags = {name: runner_flags.FLAGS[name].default for name in runner_flags.RUNNER_FLAGS}
-    flags.update(run.flags)
-    if flags.get("lr_scaling") == "none":
-        flags["reference_batch_size"] = None  # Read only when the LR is scaled.
-    flags = {k: v for k, v in flags.items() if k not in ignored}
-    return json.dumps(flags, sort_keys=True, default=str)
+    return json.dumps(rundir.compared_flags(run.flags, ignore=ignored), sort_keys=True)
 
 
 @dataclasses.dataclass
@@ -124,7 +90,7 @@ class Group:
 
     @property
     def flags(self):
-        return {k: v for k, v in self.runs[0].flags.items() if k not in IGNORED_FLAGS}
+        return {k: v for k, v in self.runs[0].flags.items() if k not in rundir.REPLICATE_FLAGS}
 
     @property
     def seeds(self):
@@ -139,7 +105,7 @@ def _group_label(runs, differing):
     return ", ".join(f"{k}={flags.get(k)}" for k in differing) or runs[0].name
 
 
-def group_runs(runs, ignored=IGNORED_FLAGS):
+def group_runs(runs, ignored=rundir.REPLICATE_FLAGS):
     """Groups runs by `experiment_key`, in order of first appearance."""
     by_key = {}
     for run in runs:
@@ -759,7 +725,7 @@ def _setup_lines(runs):
     flags = [r.flags for r in runs]
     shared = {
         k: v for k, v in flags[0].items()
-        if k not in IGNORED_FLAGS and all(json.dumps(f.get(k), default=str) == json.dumps(v, default=str) for f in flags)
+        if k not in rundir.REPLICATE_FLAGS and all(json.dumps(f.get(k), default=str) == json.dumps(v, default=str) for f in flags)
     }
     lines = ["Flags shared by every run (unset ones left out): "
              + ", ".join(f"`{k}={v}`" for k, v in sorted(shared.items()) if v is not None) + "."]

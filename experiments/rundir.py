@@ -40,9 +40,35 @@ class RunDirDamaged(RuntimeError):
 
 
 # Flags added after runs were recorded, with the value that behaves as before
-# (a config.json without them compares equal to these).
+# (a config.json without them compares equal to these; any other missing flag,
+# a schedule's that did not exist then, is None: not read).
 _ADDED_FLAGS = {"strategy": "default", "lr_scaling": "none", "reference_batch_size": None,
                 "plateau_patience": 0, "gradient_accumulation_steps": 1}
+# The flags `compared_flags` leaves out, by question:
+# - is it the same run (the runner's resume, the suite's reuse of a finished run)?
+#   all but how it is carried out and where it is written: flags.NOT_COMPARED;
+REPLICATE_FLAGS = flag_defs.NOT_COMPARED + ("seed", "run_name", "data_dir")
+# - is it the same configuration (experiments.report's groups)? also the seed, the
+#   name and where tensorflow-datasets keeps its files: REPLICATE_FLAGS;
+PATH_FLAGS = ("log_dir", "image_folder", "data_dir")
+# - do the workers of one multi-worker run agree? all but the paths, which may
+#   differ between machines: PATH_FLAGS.
+
+
+def compared_flags(flags, ignore=flag_defs.NOT_COMPARED):
+    """{flag: value} of a run's recorded (or current) flags that decide what it computes.
+
+    Every runner flag but those in `ignore` (see above): a flag missing from an
+    older config.json takes the value that behaves as before (`_ADDED_FLAGS`,
+    else None), `--reference_batch_size` is None unless the LR is scaled (it
+    is not read then), and values are normalised through JSON, so that two
+    runs are the same exactly when their dicts are equal.
+    """
+    values = {name: flags.get(name, _ADDED_FLAGS.get(name)) for name in flag_defs.RUNNER_FLAGS
+              if name not in ignore}
+    if "reference_batch_size" in values and flags.get("lr_scaling", "none") == "none":
+        values["reference_batch_size"] = None
+    return json.loads(json.dumps(values, default=str))
 
 
 def state(config):
@@ -90,10 +116,8 @@ def _check_same_flags(config, path):
     except ValueError as error:
         raise FlagError("run_name", f"{error}; pass --overwrite to train the run again "
                         "from the start") from None
-    current = json.loads(json.dumps(config.flags))
-    differ = [name for name in sorted(set(stored) | set(current))
-              if name not in flag_defs.NOT_COMPARED
-              and stored.get(name, _ADDED_FLAGS.get(name)) != current.get(name)]
+    stored, current = compared_flags(stored), compared_flags(config.flags)
+    differ = [name for name in sorted(current) if stored[name] != current[name]]
     if differ:
         shown = ", ".join(f"--{n}={stored.get(n)!r} there, {current.get(n)!r} now"
                           for n in differ[:3])

@@ -62,6 +62,7 @@ from experiments import lr_find
 from experiments import parallel
 from experiments import plots
 from experiments import report
+from experiments import rundir
 from experiments import runlock
 
 EXERCISES = ("step", "cosine", "poly", "warmup")
@@ -318,18 +319,16 @@ def _same_value(planned, recorded):
 def check_finished_run(run):
     """Raises SuiteError if the finished run at `run.run_dir` used other flags.
 
-    Every runner flag but `flags.NOT_COMPARED` and --data_dir is compared:
-    those the plan passes with their planned value, the others with the
-    runner's default (a flag the run recorded as None, because its schedule or
-    optimizer does not read it or it did not exist yet, is skipped).
+    The flags of `rundir.compared_flags` but --data_dir are compared: those the
+    plan passes with their planned value, the others with the runner's default
+    (a flag the run recorded as None, because its schedule or optimizer does
+    not read it or it did not exist yet, is skipped).
     """
     config = plots.read_run(run.run_dir).config or {}
-    recorded = config.get("flags", {})
+    recorded = rundir.compared_flags(config.get("flags", {}),
+                                     ignore=runner_flags.NOT_COMPARED + ("data_dir",))
     planned = _parse_flag_args(run.args)
-    for name in runner_flags.RUNNER_FLAGS:
-        if name in runner_flags.NOT_COMPARED or name == "data_dir":
-            continue
-        got = recorded.get(name)
+    for name, got in recorded.items():
         if name in planned:
             value, origin = planned[name], ""
         elif got is None:
