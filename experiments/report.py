@@ -97,12 +97,23 @@ class Group:
         return [r.flags.get("seed") for r in self.runs]
 
 
+def shown_value(name, value):
+    """A flag's value as a report shows it: a path (`rundir.PATH_FLAGS`) as PATH/<its last part>.
+
+    config.json keeps the path as given; a report read on another machine
+    should not name this one's folders.
+    """
+    if name in rundir.PATH_FLAGS and isinstance(value, str) and value:
+        return "PATH/" + os.path.basename(os.path.normpath(value))
+    return value
+
+
 def _group_label(runs, differing):
     names = {_SEED_SUFFIX.sub("", r.name) for r in runs}
     if len(names) == 1:
         return names.pop()
     flags = runs[0].flags
-    return ", ".join(f"{k}={flags.get(k)}" for k in differing) or runs[0].name
+    return ", ".join(f"{k}={shown_value(k, flags.get(k))}" for k in differing) or runs[0].name
 
 
 def group_runs(runs, ignored=rundir.REPLICATE_FLAGS):
@@ -123,7 +134,7 @@ def group_runs(runs, ignored=rundir.REPLICATE_FLAGS):
     for group in groups:
         if seen[group.label] > 1:
             flags = group.runs[0].flags
-            group.label += " (" + ", ".join(f"{k}={flags.get(k)}" for k in differing) + ")"
+            group.label += " (" + ", ".join(f"{k}={shown_value(k, flags.get(k))}" for k in differing) + ")"
     return groups
 
 
@@ -728,7 +739,8 @@ def _setup_lines(runs):
         if k not in rundir.REPLICATE_FLAGS and all(json.dumps(f.get(k), default=str) == json.dumps(v, default=str) for f in flags)
     }
     lines = ["Flags shared by every run (unset ones left out): "
-             + ", ".join(f"`{k}={v}`" for k, v in sorted(shared.items()) if v is not None) + "."]
+             + ", ".join(f"`{k}={shown_value(k, v)}`" for k, v in sorted(shared.items()) if v is not None)
+             + "."]
     derived = (runs[0].config or {}).get("derived", {})
     sizes = {k: derived.get(k) for k in ("train_size", "val_size", "steps_per_epoch") if k in derived}
     if sizes:

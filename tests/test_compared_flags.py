@@ -48,3 +48,12 @@ def test_each_question_leaves_out_its_own_flags():
     # The workers of one multi-worker run must agree on everything but paths.
     assert set(flag_defs.RUNNER_FLAGS) - set(rundir.compared_flags(flags, ignore=rundir.PATH_FLAGS)) \
         == {"log_dir", "image_folder", "data_dir"}
+
+
+def test_reports_show_paths_as_PATH(tmp_path):
+    # config.json keeps the path as given; the report names no folder of this machine.
+    a = make_run(tmp_path / "runs", "a", [0.2, 0.4], [2.0, 1.5], image_folder="/home/me/data/cifar10")
+    b = make_run(tmp_path / "runs", "b", [0.3, 0.5], [2.0, 1.4], image_folder="/home/me/data/cifar10", lr=0.05)
+    assert report.main([a, b, "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "`image_folder=PATH/cifar10`" in text and "/home/me" not in text
