@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 
-from experiments import runlock
+from experiments import rundir, runlock
 
 # How long Ctrl-C waits for the runs to stop at their next batch.
 STOP_SECONDS = 60.0
@@ -269,7 +269,7 @@ class Scheduler:
         if job is None:
             return False
         if self.state[job.key] != "running" or (
-                job.run is not None and os.path.exists(os.path.join(job.run.run_dir, "config.json"))):
+                job.run is not None and os.path.exists(os.path.join(job.run.run_dir, rundir.CONFIG))):
             self.gate = None
             return False
         return True
@@ -294,7 +294,7 @@ class Scheduler:
                     self.state[job.key] = "failed"
                     self._line(f"{job.label} is in use by {holder}, not started twice")
                     continue
-                status = "resuming" if os.path.exists(os.path.join(job.run.run_dir, "config.json")) else "new"
+                status = "resuming" if os.path.exists(os.path.join(job.run.run_dir, rundir.CONFIG)) else "new"
             handle = self.pool.start(job)
             self.running[handle] = (job, self.clock())
             self.state[job.key] = "running"

@@ -1,29 +1,15 @@
-"""Reading run directories and plotting their curves.
+"""Plotting runs' curves: a run's ``curves.png``, the report's figures, the LR range test.
 
-Shared by the runner (its per-run ``curves.png``), ``experiments.report`` and
-``experiments.suite``. The run directory contract (``config.json``,
-``history.csv``, ``summary.json``) is described in the README.
+Shared by the runner (through `experiments.rundir`), ``experiments.report``
+and ``experiments.lr_find``. Reading a run directory is `experiments.rundir`'s.
 
 Plotting uses ``matplotlib.figure.Figure`` with the Agg canvas directly, never
 ``pyplot``: it needs no display, leaves a user's interactive backend alone and
 holds no global figure state, so nothing has to be closed by hand.
 """
 
-import csv
-import dataclasses
-import json
 import math
 import os
-
-HISTORY_COLUMNS = (
-    "epoch",
-    "learning_rate",
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "epoch_seconds",
-)
 
 # A learning-rate axis is drawn in log scale when every value is > 0 and the
 # largest is more than this many times the smallest (about one decade).
@@ -31,134 +17,6 @@ LOG_SCALE_MIN_RATIO = 10.0
 # The training-loss axis goes to log scale only for a very wide range (a run
 # that blows up before it turns NaN would otherwise flatten every other curve).
 LOSS_LOG_SCALE_MIN_RATIO = 100.0
-
-
-@dataclasses.dataclass
-class Run:
-    """One run directory, as read from disk.
-
-    Attributes:
-        path: the run directory.
-        name: its base name (the runner's ``--run_name``).
-        config: ``config.json`` as a dict, or ``None`` when missing.
-        history: ``history.csv`` rows (see `read_history`), ``[]`` when missing.
-        summary: ``summary.json`` as a dict, or ``None`` while the run has not
-            finished (interrupted or still running).
-    """
-
-    path: str
-    name: str
-    config: dict | None
-    history: list
-    summary: dict | None
-
-    @property
-    def finished(self):
-        return self.summary is not None
-
-    @property
-    def flags(self):
-        return dict((self.config or {}).get("flags", {}))
-
-
-def is_run_dir(path):
-    """Returns True if `path` is a directory holding a run's ``config.json``."""
-    return os.path.isfile(os.path.join(path, "config.json"))
-
-
-def read_history(run_dir):
-    """Reads ``<run_dir>/history.csv``.
-
-    Args:
-        run_dir: a run directory.
-
-    Returns:
-        A list of dicts, one per completed epoch in file order, each mapping
-        every column of `HISTORY_COLUMNS` to a float (``nan``/``inf`` are kept
-        as such). ``[]`` when the file does not exist yet.
-
-    Raises:
-        ValueError: if the header lacks a column or a row is not numeric.
-    """
-    path = os.path.join(run_dir, "history.csv")
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in HISTORY_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(
-                f"read_history: {path} must have the columns {list(HISTORY_COLUMNS)}, "
-                f"received header={reader.fieldnames}"
-            )
-        rows = []
-        for line_number, raw in enumerate(reader, start=2):
-            try:
-                rows.append({c: float(raw[c]) for c in HISTORY_COLUMNS})
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"read_history: {path} line {line_number} must hold numbers in every "
-                    f"column, received {dict(raw)}"
-                ) from None
-    return rows
-
-
-def read_json_object(path):
-    """The JSON object in `path`, None when the file does not exist.
-
-    Raises:
-        ValueError: naming the file, when it is empty, not JSON or not an object.
-    """
-    try:
-        with open(path, "rb") as f:
-            text = f.read()
-    except FileNotFoundError:
-        return None
-    if not text.strip():
-        raise ValueError(f"{path} is empty")
-    try:
-        value = json.loads(text)
-    except ValueError as error:  # also bytes that are not UTF-8
-        raise ValueError(f"{path} is not valid JSON ({error})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path} must hold a JSON object, received {type(value).__name__}")
-    return value
-
-
-def read_summary(path):
-    """A run's summary.json, checked to be one (None when it does not exist).
-
-    Raises:
-        ValueError: naming the file, when it is damaged: not a JSON object with a
-            `status` of "completed" or "diverged" (and, if present, a whole
-            `epochs_completed`).
-    """
-    summary = read_json_object(path)
-    if summary is None:
-        return None
-    if summary.get("status") not in ("completed", "diverged"):
-        raise ValueError(f"{path} is not a run summary (status {summary.get('status')!r}, "
-                         "expected 'completed' or 'diverged')")
-    epochs = summary.get("epochs_completed", 0)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"{path} is not a run summary (epochs_completed {epochs!r})")
-    return summary
-
-
-def read_run(run_dir):
-    """Reads one run directory into a `Run` (missing files become None / []).
-
-    Raises:
-        ValueError: naming the file, when config.json or summary.json is damaged.
-    """
-    run_dir = os.path.normpath(run_dir)
-    return Run(
-        path=run_dir,
-        name=os.path.basename(run_dir),
-        config=read_json_object(os.path.join(run_dir, "config.json")),
-        history=read_history(run_dir),
-        summary=read_summary(os.path.join(run_dir, "summary.json")),
-    )
 
 
 def _finite_or_nan(values):

@@ -55,13 +55,13 @@ def find_run_dirs(paths):
     for path in paths:
         if not os.path.isdir(path):
             raise ValueError(f"report: RUN_DIR must be an existing directory, received {path!r}")
-        if plots.is_run_dir(path):
+        if rundir.is_run_dir(path):
             found.append(os.path.normpath(path))
             continue
         before = len(found)
         for root, dirs, _ in os.walk(path):
             dirs.sort()
-            if plots.is_run_dir(root):
+            if rundir.is_run_dir(root):
                 found.append(os.path.normpath(root))
                 dirs[:] = []
         if len(found) == before:
@@ -693,7 +693,7 @@ def _mean_rows(runs):
         return runs[0].history
     n = min(len(r.history) for r in runs)
     return [
-        {c: sum(r.history[i][c] for r in runs) / len(runs) for c in plots.HISTORY_COLUMNS} for i in range(n)
+        {c: sum(r.history[i][c] for r in runs) / len(runs) for c in rundir.HISTORY_COLUMNS} for i in range(n)
     ]
 
 
@@ -780,7 +780,7 @@ def build_report(run_dirs, out_dir, exercise=None, target=None, target_fraction=
         raise ValueError(f"report: target must be in (0, 1], received target={target}")
     if not 0 < target_fraction <= 1:
         raise ValueError(f"report: target_fraction must be in (0, 1], received target_fraction={target_fraction}")
-    runs = [plots.read_run(d) for d in run_dirs]
+    runs = [rundir.read_run(d) for d in run_dirs]
     finished = [r for r in runs if r.finished]
     unfinished = [r for r in runs if not r.finished]
     if not finished:
@@ -887,7 +887,7 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     out = args.out
     if out is None:
-        out = args.paths[0] if len(args.paths) == 1 and not plots.is_run_dir(args.paths[0]) else "report"
+        out = args.paths[0] if len(args.paths) == 1 and not rundir.is_run_dir(args.paths[0]) else "report"
     try:
         run_dirs = find_run_dirs(args.paths)
         path = build_report(run_dirs, out, exercise=args.exercise, target=args.target,

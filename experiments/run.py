@@ -169,7 +169,7 @@ def _status_text(config, status, first_epoch):
         return f"resume: all {first_epoch} epochs trained, finishing"
     text = f"resume at epoch {first_epoch + 1}/{config.flags['epochs']}"
     recorded = rundir.complete_rows(os.path.join(config.run_dir, rundir.HISTORY),
-                                    rundir.plots.HISTORY_COLUMNS)
+                                    rundir.HISTORY_COLUMNS)
     if first_epoch == 0 and recorded:
         text += f"; no backup yet, so the {recorded} recorded epoch(s) are trained again"
     return text

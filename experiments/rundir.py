@@ -16,6 +16,7 @@ A damaged file is a one-line error naming it and saying what to do.
 """
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -30,9 +31,152 @@ CONFIG, HISTORY, LEARNING_RATE, SUMMARY, CURVES, BACKUP = (
     "config.json", "history.csv", "learning_rate.csv", "summary.json", "curves.png", "backup")
 METADATA = "training_metadata.json"  # in backup/: {"epoch", "batch", "weights"}
 LR_COLUMNS = ("epoch", "step", "learning_rate")  # kschedules.LearningRateLogger's CSV
+HISTORY_COLUMNS = (
+    "epoch",
+    "learning_rate",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "epoch_seconds",
+)
 # What a kill while config.json was being written leaves: safe to start again.
 _STARTUP_LEFTOVERS = (CONFIG + ".tmp",)
 _START_AGAIN = "pass --overwrite to train the run again from the start"
+
+
+# Reading a run.
+
+
+@dataclasses.dataclass
+class Run:
+    """One run directory, as read from disk.
+
+    Attributes:
+        path: the run directory.
+        name: its base name (the runner's ``--run_name``).
+        config: ``config.json`` as a dict, or ``None`` when missing.
+        history: ``history.csv`` rows (see `read_history`), ``[]`` when missing.
+        summary: ``summary.json`` as a dict, or ``None`` while the run has not
+            finished (interrupted or still running).
+    """
+
+    path: str
+    name: str
+    config: dict | None
+    history: list
+    summary: dict | None
+
+    @property
+    def finished(self):
+        return self.summary is not None
+
+    @property
+    def flags(self):
+        return dict((self.config or {}).get("flags", {}))
+
+
+def is_run_dir(path):
+    """Returns True if `path` is a directory holding a run's ``config.json``."""
+    return os.path.isfile(os.path.join(path, CONFIG))
+
+
+def read_history(run_dir):
+    """Reads ``<run_dir>/history.csv``.
+
+    Args:
+        run_dir: a run directory.
+
+    Returns:
+        A list of dicts, one per completed epoch in file order, each mapping
+        every column of `HISTORY_COLUMNS` to a float (``nan``/``inf`` are kept
+        as such). ``[]`` when the file does not exist yet.
+
+    Raises:
+        ValueError: if the header lacks a column or a row is not numeric.
+    """
+    path = os.path.join(run_dir, HISTORY)
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in HISTORY_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(
+                f"read_history: {path} must have the columns {list(HISTORY_COLUMNS)}, "
+                f"received header={reader.fieldnames}"
+            )
+        rows = []
+        for line_number, raw in enumerate(reader, start=2):
+            try:
+                rows.append({c: float(raw[c]) for c in HISTORY_COLUMNS})
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"read_history: {path} line {line_number} must hold numbers in every "
+                    f"column, received {dict(raw)}"
+                ) from None
+    return rows
+
+
+def read_json_object(path):
+    """The JSON object in `path`, None when the file does not exist.
+
+    Raises:
+        ValueError: naming the file, when it is empty, not JSON or not an object.
+    """
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return None
+    if not text.strip():
+        raise ValueError(f"{path} is empty")
+    try:
+        value = json.loads(text)
+    except ValueError as error:  # also bytes that are not UTF-8
+        raise ValueError(f"{path} is not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} must hold a JSON object, received {type(value).__name__}")
+    return value
+
+
+def read_summary(path):
+    """A run's summary.json, checked to be one (None when it does not exist).
+
+    Raises:
+        ValueError: naming the file, when it is damaged: not a JSON object with a
+            `status` of "completed" or "diverged" (and, if present, a whole
+            `epochs_completed`).
+    """
+    summary = read_json_object(path)
+    if summary is None:
+        return None
+    if summary.get("status") not in ("completed", "diverged"):
+        raise ValueError(f"{path} is not a run summary (status {summary.get('status')!r}, "
+                         "expected 'completed' or 'diverged')")
+    epochs = summary.get("epochs_completed", 0)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"{path} is not a run summary (epochs_completed {epochs!r})")
+    return summary
+
+
+def read_run(run_dir):
+    """Reads one run directory into a `Run` (missing files become None / []).
+
+    Raises:
+        ValueError: naming the file, when config.json or summary.json is damaged.
+    """
+    run_dir = os.path.normpath(run_dir)
+    return Run(
+        path=run_dir,
+        name=os.path.basename(run_dir),
+        config=read_json_object(os.path.join(run_dir, CONFIG)),
+        history=read_history(run_dir),
+        summary=read_summary(os.path.join(run_dir, SUMMARY)),
+    )
+
+
+# The runner's side.
 
 
 class RunDirDamaged(RuntimeError):
@@ -97,7 +241,7 @@ def state(config):
         return "new"  # empty, or killed while writing config.json: start again
     _check_same_flags(config, path)
     try:
-        summary = plots.read_summary(os.path.join(path, SUMMARY))
+        summary = read_summary(os.path.join(path, SUMMARY))
     except ValueError as error:
         raise FlagError("run_name", f"{error}; its epochs are in {HISTORY}; "
                         "pass --overwrite to train the run again") from None
@@ -110,7 +254,7 @@ def _startup_leftover(name):
 
 def _check_same_flags(config, path):
     try:
-        stored = plots.read_json_object(os.path.join(path, CONFIG)).get("flags")
+        stored = read_json_object(os.path.join(path, CONFIG)).get("flags")
         if not isinstance(stored, dict):
             raise ValueError(f"{os.path.join(path, CONFIG)} has no 'flags' object")
     except ValueError as error:
@@ -158,7 +302,7 @@ def check_resume(config):
             missing or cut short: they cannot be recomputed from the backup.
     """
     epoch = backup_epoch(config)
-    for name, columns in ((HISTORY, plots.HISTORY_COLUMNS), (LEARNING_RATE, LR_COLUMNS)):
+    for name, columns in ((HISTORY, HISTORY_COLUMNS), (LEARNING_RATE, LR_COLUMNS)):
         problem = rows_problem(os.path.join(config.run_dir, name), columns, epoch)
         if problem:
             raise FlagError("run_name", f"{os.path.join(config.run_dir, name)} {problem}, but the "
@@ -176,7 +320,7 @@ def backup_epoch(config, check_weights=True):
     backup = os.path.join(config.run_dir, BACKUP)
     path = os.path.join(backup, METADATA)
     try:
-        metadata = plots.read_json_object(path)
+        metadata = read_json_object(path)
         if metadata is None:
             return 0
         epoch, weights = metadata.get("epoch"), metadata.get("weights")
@@ -274,7 +418,7 @@ def diverged_epoch(config):
     A run that diverged and was killed before its summary was written is
     finished on the next start without training further.
     """
-    for row in plots.read_history(config.run_dir):
+    for row in read_history(config.run_dir):
         if not math.isfinite(row["loss"]):
             return int(row["epoch"])
     return None
@@ -286,7 +430,7 @@ def finish(config, first_epoch, process_seconds):
     `first_epoch`: the epoch this process started training at (0 unless it
     resumed), None if it had nothing left to train.
     """
-    history = plots.read_history(config.run_dir)
+    history = read_history(config.run_dir)
     plots.plot_curves([(config.flags["run_name"], history)],
                       os.path.join(config.run_dir, CURVES), title=config.flags["run_name"])
     summary = summarize(history, config.flags["epochs"], diverged_epoch(config))
@@ -331,10 +475,19 @@ def _finite(value):
 
 
 def write_json_atomic(path, obj):
+    """Writes `obj` as JSON to `path` whole or not at all (fsynced temporary file, then a rename).
+
+    A kill leaves at most `path + ".tmp"` beside the old file; an error
+    (a full disk) removes it and propagates.
+    """
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -60,7 +60,6 @@ import time
 from experiments import flags as runner_flags
 from experiments import lr_find
 from experiments import parallel
-from experiments import plots
 from experiments import report
 from experiments import rundir
 from experiments import runlock
@@ -324,7 +323,7 @@ def check_finished_run(run):
     (a flag the run recorded as None, because its schedule or optimizer does
     not read it or it did not exist yet, is skipped).
     """
-    config = plots.read_run(run.run_dir).config or {}
+    config = rundir.read_run(run.run_dir).config or {}
     recorded = rundir.compared_flags(config.get("flags", {}),
                                      ignore=runner_flags.NOT_COMPARED + ("data_dir",))
     planned = _parse_flag_args(run.args)
@@ -347,7 +346,7 @@ def check_finished_run(run):
 def is_finished(run):
     """True if the run has an intact summary.json (a damaged one: the runner reports it)."""
     try:
-        return plots.read_summary(os.path.join(run.run_dir, "summary.json")) is not None
+        return rundir.read_summary(os.path.join(run.run_dir, rundir.SUMMARY)) is not None
     except ValueError:
         return False
 
@@ -403,7 +402,7 @@ def choose_lr(runs):
     for run in runs:
         if not is_finished(run):
             continue
-        summary = plots.read_summary(os.path.join(run.run_dir, "summary.json"))
+        summary = rundir.read_summary(os.path.join(run.run_dir, rundir.SUMMARY))
         accuracy = summary.get("final_val_accuracy")
         accuracy = -math.inf if accuracy is None or not math.isfinite(accuracy) else accuracy
         lr = float(_parse_flag_args(run.args)["lr"])
@@ -528,7 +527,7 @@ def execute(runs, call=subprocess.call, stream=None, clock=time.monotonic, what=
             to_train.remove(run)
             failed.append(run)
             continue
-        status = "resuming" if os.path.exists(os.path.join(run.run_dir, "config.json")) else "starting"
+        status = "resuming" if os.path.exists(os.path.join(run.run_dir, rundir.CONFIG)) else "starting"
         progress.line(index, run, len(to_train), status, what)
         t0 = clock()
         code = call(run.command)

@@ -43,8 +43,6 @@ from kschedules import LearningRateLogger, PerUpdate, ReduceLROnPlateau
 from experiments import backends, models, rundir, stopping
 from experiments.schedules import build_schedule
 
-HISTORY_COLUMNS = ("epoch", "learning_rate", "loss", "accuracy", "val_loss", "val_accuracy",
-                   "epoch_seconds")
 # Test hook: "<epoch>:before_backup" or "<epoch>:after_backup" makes the process
 # SIGKILL itself at the end of that (0-based) epoch, to test resuming.
 TEST_KILL_ENV = "EXPERIMENTS_TEST_SIGKILL"
@@ -114,8 +112,8 @@ def fit(config, model, pipelines, run_dir, restore_dir=None):
     multi-worker run's non-chief workers write into a temporary `run_dir` and
     resume from the chief's backup).
     """
-    recorder = EpochRecorder(os.path.join(run_dir, "history.csv"),
-                             os.path.join(run_dir, "learning_rate.csv"),
+    recorder = EpochRecorder(os.path.join(run_dir, rundir.HISTORY),
+                             os.path.join(run_dir, rundir.LEARNING_RATE),
                              config.flags["epochs"], config.steps_per_epoch,
                              check_steps=config.flags["precision"] != "mixed_float16",
                              check_files=restore_dir is None)
@@ -127,12 +125,12 @@ def fit(config, model, pipelines, run_dir, restore_dir=None):
     tensorboard = os.path.join(run_dir, "tensorboard") if backends.uses_tensorflow() else None
     callbacks = [StopOnSignal(), keras.callbacks.ProgbarLogger(), set_epoch, recorder,
                  *plateau_callback(config),
-                 AtomicBackupAndRestore(os.path.join(run_dir, "backup"), restore_dir,
+                 AtomicBackupAndRestore(os.path.join(run_dir, rundir.BACKUP), restore_dir,
                                         every=config.flags["backup_every"]),
                  *([keras.callbacks.TensorBoard(tensorboard, write_graph=False, profile_batch=0)]
                    if tensorboard else []),
                  LearningRateLogger(log_dir=tensorboard,
-                                    csv_path=os.path.join(run_dir, "learning_rate.csv"),
+                                    csv_path=os.path.join(run_dir, rundir.LEARNING_RATE),
                                     update_freq=config.lr_log_freq if tensorboard else "epoch")]
     _insert_test_hooks(callbacks)
     # The progress bar on a terminal; Keras's one line per epoch in a log file.
@@ -214,7 +212,7 @@ class EpochRecorder(keras.callbacks.Callback):
         if self.first_epoch is None:
             self.first_epoch = epoch
             if self.check_files:
-                _truncate_rows(self.history_path, HISTORY_COLUMNS, epoch)
+                _truncate_rows(self.history_path, rundir.HISTORY_COLUMNS, epoch)
         step = int(_inner_optimizer(self.model).iterations.numpy())  # also a MirroredVariable
         if self.check_steps and step != epoch * self.steps_per_epoch:
             raise RuntimeError(f"epoch {epoch} starts at optimizer step {step}, expected "
@@ -225,7 +223,7 @@ class EpochRecorder(keras.callbacks.Callback):
         logs = logs or {}
         row = {"epoch": epoch,
                "learning_rate": _lr_of_epoch(self.lr_path, epoch, self.check_files),
-               **{k: float(logs.get(k, math.nan)) for k in HISTORY_COLUMNS[2:6]},
+               **{k: float(logs.get(k, math.nan)) for k in rundir.HISTORY_COLUMNS[2:6]},
                "epoch_seconds": time.perf_counter() - self._start}
         _append_row(self.history_path, row, self.check_files)
         print(format_epoch_line(row, self.epochs), flush=True)
@@ -266,14 +264,14 @@ def _append_row(path, row, check=True):
     without a final newline).
     """
     if check:
-        _check_rows(path, HISTORY_COLUMNS, row["epoch"])
+        _check_rows(path, rundir.HISTORY_COLUMNS, row["epoch"])
     new = not os.path.exists(path) or os.path.getsize(path) == 0
     with open(path, "a", newline="") as f:
         writer = csv.writer(f)
         if new:
-            writer.writerow(HISTORY_COLUMNS)
+            writer.writerow(rundir.HISTORY_COLUMNS)
         writer.writerow([repr(row[c]) if isinstance(row[c], float) else row[c]
-                         for c in HISTORY_COLUMNS])
+                         for c in rundir.HISTORY_COLUMNS])
         f.flush()
         os.fsync(f.fileno())
 
@@ -352,7 +350,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.model.save_weights(partial, overwrite=True)
             _fsync_file(partial)
             os.replace(partial, os.path.join(self.backup_dir, name))
-            _write_json_atomic(self._training_metadata_path,
+            rundir.write_json_atomic(self._training_metadata_path,
                                {"epoch": self._current_epoch, "batch": 0, "weights": name})
         except OSError as error:
             failure = error.errno or errno.EIO
@@ -450,20 +448,6 @@ def _discard_partial_weights(path):
 def _fsync_file(path):
     with open(path, "rb") as f:
         os.fsync(f.fileno())
-
-
-def _write_json_atomic(path, obj):
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, allow_nan=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 class StopOnSignal(keras.callbacks.Callback):

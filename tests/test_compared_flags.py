@@ -4,7 +4,7 @@ import pytest
 from test_report import make_run
 
 from experiments import flags as flag_defs
-from experiments import plots, report, rundir
+from experiments import report, rundir
 
 
 @pytest.mark.parametrize("name, value", [
@@ -17,14 +17,14 @@ def test_runs_differing_only_in_how_they_ran_are_one_configuration(tmp_path, nam
     assert name in flag_defs.NOT_COMPARED
     a = make_run(tmp_path, "cos_seed0", [0.2, 0.4], [2.0, 1.5], seed=0)
     b = make_run(tmp_path, "cos_seed1", [0.3, 0.5], [2.0, 1.4], seed=1, **{name: value})
-    groups = report.group_runs([plots.read_run(d) for d in (a, b)])
+    groups = report.group_runs([rundir.read_run(d) for d in (a, b)])
     assert [(g.label, len(g.runs)) for g in groups] == [("cos", 2)]
 
 
 def test_a_real_flag_still_splits(tmp_path):
     a = make_run(tmp_path, "a", [0.2, 0.4], [2.0, 1.5])
     b = make_run(tmp_path, "b", [0.3, 0.5], [2.0, 1.4], backup_every=3, lr=0.05)
-    assert len(report.group_runs([plots.read_run(d) for d in (a, b)])) == 2
+    assert len(report.group_runs([rundir.read_run(d) for d in (a, b)])) == 2
 
 
 def test_flags_missing_from_an_older_config_behave_as_before():

@@ -1,4 +1,4 @@
-"""Tests for experiments/plots.py: reading run folders and writing the curve figures."""
+"""Tests for reading run folders (experiments/rundir.py) and writing the curve figures (experiments/plots.py)."""
 
 import json
 import math
@@ -7,7 +7,7 @@ import os
 import matplotlib
 import pytest
 
-from experiments import plots
+from experiments import plots, rundir
 
 HEADER = "epoch,learning_rate,loss,accuracy,val_loss,val_accuracy,epoch_seconds"
 
@@ -32,7 +32,7 @@ def _write_history(run_dir, rows):
     with open(os.path.join(run_dir, "history.csv"), "w") as f:
         f.write(HEADER + "\n")
         for r in rows:
-            f.write(",".join(repr(r[c]) for c in plots.HISTORY_COLUMNS) + "\n")
+            f.write(",".join(repr(r[c]) for c in rundir.HISTORY_COLUMNS) + "\n")
 
 
 def _png_size(path):
@@ -45,7 +45,7 @@ def _png_size(path):
 def test_read_history_round_trip_keeps_values_and_non_finite(tmp_path):
     rows = _rows(4, loss=lambda e: [2.25, 1.5, float("nan"), float("inf")][e])
     _write_history(tmp_path, rows)
-    got = plots.read_history(tmp_path)
+    got = rundir.read_history(tmp_path)
     assert [r["epoch"] for r in got] == [0.0, 1.0, 2.0, 3.0]
     assert got[0]["loss"] == 2.25 and got[1]["val_accuracy"] == pytest.approx(0.27)
     assert math.isnan(got[2]["loss"]) and math.isinf(got[3]["loss"])
@@ -53,13 +53,13 @@ def test_read_history_round_trip_keeps_values_and_non_finite(tmp_path):
 
 
 def test_read_history_missing_file_is_empty_and_bad_files_raise(tmp_path):
-    assert plots.read_history(tmp_path) == []
+    assert rundir.read_history(tmp_path) == []
     (tmp_path / "history.csv").write_text("epoch,loss\n0,1.0\n")
     with pytest.raises(ValueError, match="read_history: .* must have the columns"):
-        plots.read_history(tmp_path)
+        rundir.read_history(tmp_path)
     (tmp_path / "history.csv").write_text(HEADER + "\n0,0.1,abc,0.1,1,0.1,2\n")
     with pytest.raises(ValueError, match="line 2 must hold numbers"):
-        plots.read_history(tmp_path)
+        rundir.read_history(tmp_path)
 
 
 def test_read_run_reads_the_three_files(tmp_path):
@@ -67,14 +67,14 @@ def test_read_run_reads_the_three_files(tmp_path):
     _write_history(run_dir, _rows(3))
     config = {"flags": {"schedule": "cosine", "lr": 0.1, "seed": 1}, "derived": {"steps_per_epoch": 7}}
     (run_dir / "config.json").write_text(json.dumps(config))
-    run = plots.read_run(str(run_dir) + os.sep)
+    run = rundir.read_run(str(run_dir) + os.sep)
     assert run.name == "cosine_lr0.1"
     assert run.config == config and run.flags == config["flags"]
     assert len(run.history) == 3
     assert run.summary is None and not run.finished
-    assert plots.is_run_dir(run_dir) and not plots.is_run_dir(tmp_path)
+    assert rundir.is_run_dir(run_dir) and not rundir.is_run_dir(tmp_path)
     (run_dir / "summary.json").write_text(json.dumps({"status": "completed"}))
-    assert plots.read_run(run_dir).finished
+    assert rundir.read_run(run_dir).finished
 
 
 @pytest.mark.parametrize(

@@ -89,14 +89,14 @@ def test_find_run_dirs_accepts_runs_and_parents(tmp_path, three_configs):
 
 def test_grouping_ignores_only_bookkeeping_flags(tmp_path, three_configs):
     runs, dirs = three_configs
-    from experiments import plots
+    from experiments import rundir
 
-    groups = report.group_runs([plots.read_run(d) for d in dirs])
+    groups = report.group_runs([rundir.read_run(d) for d in dirs])
     assert [(g.label, len(g.runs)) for g in groups] == [("a", 2), ("b", 1), ("c", 2)]
     assert groups[0].seeds == [0, 1]
     # A run differing in a real flag (batch size) is its own configuration, labelled apart.
     extra = make_run(runs, "a_seed2", [0.2, 0.3], [2.0, 1.9], seed=2, batch_size=64)
-    groups = report.group_runs([plots.read_run(d) for d in dirs + [extra]])
+    groups = report.group_runs([rundir.read_run(d) for d in dirs + [extra]])
     assert len(groups) == 4
     labels = [g.label for g in groups]
     assert len(set(labels)) == 4 and any("batch_size=64" in label for label in labels)
@@ -312,11 +312,11 @@ def test_cosine_exercise_measures_the_restart_dips(tmp_path):
 def test_a_flag_added_later_counts_as_its_default(tmp_path):
     # Seed 0 was recorded before --strategy / --lr_scaling existed, seed 1 after:
     # one configuration. A real --strategy difference still splits them.
-    from experiments import plots
+    from experiments import rundir
 
     old = make_run(tmp_path, "a_seed0", [0.2, 0.3], [2.0, 1.9], seed=0)
     new = make_run(tmp_path, "a_seed1", [0.2, 0.4], [2.0, 1.8], seed=1, strategy="default",
                    lr_scaling="none", reference_batch_size=128)
     other = make_run(tmp_path, "a_seed2", [0.2, 0.4], [2.0, 1.8], seed=2, strategy="mirrored")
-    groups = report.group_runs([plots.read_run(d) for d in (old, new, other)])
+    groups = report.group_runs([rundir.read_run(d) for d in (old, new, other)])
     assert sorted(len(g.runs) for g in groups) == [1, 2]
