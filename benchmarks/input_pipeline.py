@@ -49,6 +49,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from experiments import cli  # noqa: E402
 from experiments import config as config_lib  # noqa: E402
 from experiments import data  # noqa: E402
 from experiments.flags import FLAGS  # noqa: E402  (defines the runner's flags)
@@ -69,7 +70,7 @@ def runner_config():
     try:
         return config_lib.build_config(FLAGS)
     except config_lib.FlagError as error:
-        config_lib.fail(error)
+        cli.fail(error)
 
 
 def decode_pass(config):
@@ -78,7 +79,7 @@ def decode_pass(config):
     try:
         arrays = data.load(config)
     except data.DataError as error:
-        config_lib.fail(f"--image_folder: {error}")
+        cli.fail(f"--image_folder: {error}")
     return arrays, time.perf_counter() - start
 
 
@@ -167,11 +168,11 @@ def folder_shape(config):
 
 def main(argv):
     if len(argv) > 1:
-        config_lib.fail(f"unexpected arguments {argv[1:]}: every option is a --flag")
+        cli.fail(f"unexpected arguments {argv[1:]}: every option is a --flag")
     batches, steps, repeats = FLAGS.batches, FLAGS.model_steps, FLAGS.repeats
     for name, value in (("batches", batches), ("model_steps", steps), ("repeats", repeats)):
         if value < 1:
-            config_lib.fail(f"--{name}: must be >= 1, received {value}")
+            cli.fail(f"--{name}: must be >= 1, received {value}")
     config = runner_config()
     result = {"batches": batches, "steps": steps, "repeats": repeats}
     arrays = None

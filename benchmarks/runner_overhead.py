@@ -42,6 +42,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from experiments import cli  # noqa: E402
 from experiments import config as config_lib  # noqa: E402
 from experiments import data, run  # noqa: E402
 from experiments import flags as runner_flags  # noqa: E402
@@ -185,17 +186,17 @@ def forwarded_flags():
 
 def main(argv):
     if len(argv) > 1:
-        config_lib.fail(f"unexpected arguments {argv[1:]}: every option is a --flag")
+        cli.fail(f"unexpected arguments {argv[1:]}: every option is a --flag")
     source, epochs, repeats = FLAGS.image_folder, FLAGS.epochs, FLAGS.repeats
     train_images, val_images, seed = FLAGS.train_images, FLAGS.val_images, FLAGS.seed
     if source is None:
-        config_lib.fail("--image_folder: required (a train/<class>/*, test/<class>/* folder)")
+        cli.fail("--image_folder: required (a train/<class>/*, test/<class>/* folder)")
     if not FLAGS["epochs"].present:
         epochs = 3  # Not the runner's 100.
     for name, value, low in (("epochs", epochs, 2), ("repeats", repeats, 1),
                              ("train_images", train_images, 1), ("val_images", val_images, 1)):
         if value < low:
-            config_lib.fail(f"--{name}: must be >= {low}, received {value}")
+            cli.fail(f"--{name}: must be >= {low}, received {value}")
     command = shlex.join(sys.argv[1:])
     forwarded = forwarded_flags()
     with tempfile.TemporaryDirectory(prefix="runner_overhead_") as tmp:
@@ -203,7 +204,7 @@ def main(argv):
             folder = link_subset(source, os.path.join(tmp, "images"), train_images, val_images,
                                  seed)
         except (data.DataError, ValueError) as error:
-            config_lib.fail(f"--image_folder: {error}")
+            cli.fail(f"--image_folder: {error}")
         argv = [f"--image_folder={folder}", f"--epochs={epochs}", *forwarded]
         results = {"runner": [], "plain": []}
         for repeat in range(repeats):

@@ -22,7 +22,7 @@ it stays cheap (`experiments.run` parses and checks its flags first).
 import platform
 import sys
 
-from experiments import config as config_lib
+from experiments import cli
 from experiments.config import FlagError
 
 BACKENDS = ("tensorflow", "jax")
@@ -52,7 +52,7 @@ def prepare(config):
     """
     backend = name()
     if backend not in BACKENDS:
-        config_lib.fail(f"KERAS_BACKEND={backend}: the runner runs on the "
+        cli.fail(f"KERAS_BACKEND={backend}: the runner runs on the "
                         f"{' and '.join(BACKENDS)} backends")
     if backend == "tensorflow":
         return

@@ -29,7 +29,6 @@ import dataclasses
 import math
 import os
 import re
-import sys
 
 import numpy as np
 
@@ -557,9 +556,3 @@ def default_run_name(v, present):
         parts.append("noaug")
     parts.append(f"s{v['seed']}")
     return "_".join(parts)
-
-
-def fail(error, stream=None):
-    """Prints `error: <message>` on one line and exits with status 2."""
-    print(f"error: {error}", file=stream or sys.stderr)
-    raise SystemExit(2)

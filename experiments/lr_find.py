@@ -50,10 +50,10 @@ import dataclasses
 import json
 import math
 import os
-import sys
 
 import numpy as np
 
+from experiments import cli
 from experiments import flags as runner_flags
 
 DEFAULT_START_LR = 1e-5
@@ -281,11 +281,6 @@ def _epochs_of_batches(pipelines):
         epoch += 1
 
 
-def _fail(message):
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def main(argv):
     from absl import flags
 
@@ -294,28 +289,28 @@ def main(argv):
 
     FLAGS = flags.FLAGS
     if len(argv) > 1:
-        _fail(f"unexpected arguments {argv[1:]}: every option is a --flag")
+        cli.fail(f"unexpected arguments {argv[1:]}: every option is a --flag")
     for name in UNUSED_RUNNER_FLAGS:
         if FLAGS[name].present:
-            _fail(f"--{name}: not used by lr_find (it sweeps the LR from --start_lr to --stop_lr)")
+            cli.fail(f"--{name}: not used by lr_find (it sweeps the LR from --start_lr to --stop_lr)")
     if not (FLAGS.start_lr > 0 and FLAGS.stop_lr > FLAGS.start_lr):
-        _fail(f"--start_lr: must be in (0, --stop_lr={FLAGS.stop_lr:g}), received {FLAGS.start_lr:g}")
+        cli.fail(f"--start_lr: must be in (0, --stop_lr={FLAGS.stop_lr:g}), received {FLAGS.start_lr:g}")
     if FLAGS.num_steps < 3:
-        _fail(f"--num_steps: must be >= 3, received {FLAGS.num_steps}")
+        cli.fail(f"--num_steps: must be >= 3, received {FLAGS.num_steps}")
     if not 0 <= FLAGS.smoothing < 1:
-        _fail(f"--smoothing: must be in [0, 1), received {FLAGS.smoothing:g}")
+        cli.fail(f"--smoothing: must be in [0, 1), received {FLAGS.smoothing:g}")
     if not FLAGS.divergence_factor > 1:
-        _fail(f"--divergence_factor: must be > 1, received {FLAGS.divergence_factor:g}")
+        cli.fail(f"--divergence_factor: must be > 1, received {FLAGS.divergence_factor:g}")
     existing = [n for n in ("lr_find.json", "lr_find.csv", "lr_find.png") if os.path.exists(os.path.join(FLAGS.out, n))]
     if existing and not FLAGS.overwrite:
-        _fail(f"--out: {FLAGS.out} already holds {', '.join(existing)}; pass --overwrite to replace them")
+        cli.fail(f"--out: {FLAGS.out} already holds {', '.join(existing)}; pass --overwrite to replace them")
     try:
         config = config_lib.build_config(FLAGS)
         arrays = data.load(config)
     except config_lib.FlagError as error:
-        _fail(str(error))
+        cli.fail(str(error))
     except data.DataError as error:
-        _fail(f"--{'image_folder' if FLAGS.image_folder else 'data_dir'}: {error}")
+        cli.fail(f"--{'image_folder' if FLAGS.image_folder else 'data_dir'}: {error}")
 
     from experiments import models, train
 
@@ -331,7 +326,7 @@ def main(argv):
                             smoothing=FLAGS.smoothing, divergence_factor=FLAGS.divergence_factor,
                             jit_compile="auto" if jit is None else jit)
     except ValueError as error:  # no finite loss at all
-        _fail(f"--start_lr: {error}; lower --start_lr={FLAGS.start_lr:g}")
+        cli.fail(f"--start_lr: {error}; lower --start_lr={FLAGS.start_lr:g}")
     used = ("optimizer", "momentum", "nesterov", "weight_decay", "model", "batch_size", "train_subset",
             "image_folder", "dataset", "augment", "seed", "precision")
     extra = {"start_lr": FLAGS.start_lr, "stop_lr": FLAGS.stop_lr, "num_steps": FLAGS.num_steps,

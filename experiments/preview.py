@@ -19,6 +19,7 @@ import os
 import numpy as np
 from absl import app, flags
 
+from experiments import cli
 from experiments import config as config_lib
 from experiments import flags as flag_defs
 from experiments.flags import FLAGS
@@ -31,11 +32,11 @@ flags.adopt_module_key_flags(flag_defs)  # --help lists the runner's flags too
 
 def main(argv):
     if len(argv) > 1:
-        config_lib.fail(f"unexpected arguments {argv[1:]}: every option is a --flag")
+        cli.fail(f"unexpected arguments {argv[1:]}: every option is a --flag")
     try:
         config = config_lib.build_config(FLAGS, train_size=FLAGS.train_size)
     except config_lib.FlagError as error:
-        config_lib.fail(error)
+        cli.fail(error)
     steps, values = evaluate(config)
     base = os.path.join(FLAGS.preview_dir, config.flags["run_name"])
     os.makedirs(FLAGS.preview_dir, exist_ok=True)

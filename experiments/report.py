@@ -30,7 +30,7 @@ import os
 import re
 import sys
 
-from experiments import plots, rundir
+from experiments import cli, plots, rundir
 
 EXERCISES = ("step", "cosine", "poly", "warmup")
 DEFAULT_TARGET_FRACTION = 0.95
@@ -848,11 +848,6 @@ def build_report(run_dirs, out_dir, exercise=None, target=None, target_fraction=
 # Command line.
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"report: {message}\n")
-
-
 def _fraction(text):
     value = float(text)
     if not 0 < value <= 1:
@@ -860,15 +855,8 @@ def _fraction(text):
     return value
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, received {text}")
-    return value
-
-
 def parse_args(argv):
-    parser = _Parser(prog="python -m experiments.report", description=__doc__.split("\n")[0])
+    parser = cli.Parser("report", description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="+", metavar="RUN_DIR", help="run directories or folders holding them")
     parser.add_argument("--out", help="output folder (default: the one folder given, else ./report)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
@@ -876,7 +864,7 @@ def parse_args(argv):
     group.add_argument("--target", type=_fraction, help="absolute val accuracy for 'epochs to target'")
     group.add_argument("--target_fraction", type=_fraction, default=DEFAULT_TARGET_FRACTION,
                        help="target = this fraction of the best run's best val accuracy (default 0.95)")
-    parser.add_argument("--early_epochs", type=_positive_int, default=DEFAULT_EARLY_EPOCHS,
+    parser.add_argument("--early_epochs", type=cli.positive_int, default=DEFAULT_EARLY_EPOCHS,
                         help="epochs in the early-stability window (default 5)")
     parser.add_argument("--exercise", choices=EXERCISES, help="add that exercise's figures and text")
     parser.add_argument("--title")

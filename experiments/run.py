@@ -31,7 +31,7 @@ from absl import app
 from absl import flags as absl_flags
 
 from experiments import config as config_lib
-from experiments import backends, data, rundir, runlock, stopping
+from experiments import backends, cli, data, rundir, runlock, stopping
 from experiments import flags as flag_defs
 from experiments.flags import FLAGS
 
@@ -46,7 +46,7 @@ def main(argv):
     """Runs the command; `argv[1:]` must be empty (everything is a flag)."""
     started = time.perf_counter()
     if len(argv) > 1:
-        config_lib.fail(f"unexpected arguments {argv[1:]}: every option is a --flag")
+        cli.fail(f"unexpected arguments {argv[1:]}: every option is a --flag")
     config = _checked(config_lib.build_config, FLAGS)
     with stopping.handling(), _checked(_lock, config) as lock:
         try:
@@ -55,7 +55,7 @@ def main(argv):
             print(f"interrupted by {stop.name}: {_resume_text(config)}", file=sys.stderr)
             return stop.exit_status
         except rundir.RunDirDamaged as error:
-            config_lib.fail(f"--run_name: {error}")
+            cli.fail(f"--run_name: {error}")
         except OSError as error:
             if error.errno not in _NO_ROOM:
                 raise
@@ -196,7 +196,7 @@ def _checked(function, *args):
     try:
         return function(*args)
     except config_lib.FlagError as error:
-        config_lib.fail(error)
+        cli.fail(error)
 
 
 def _load(config):
@@ -204,9 +204,9 @@ def _load(config):
     try:
         arrays = data.load(config)
     except data.DataError as error:
-        config_lib.fail(f"--{flag}: {error}")
+        cli.fail(f"--{flag}: {error}")
     if len(arrays.y_train) != config.train_size:
-        config_lib.fail(f"--{flag}: {len(arrays.y_train)} training images read, "
+        cli.fail(f"--{flag}: {len(arrays.y_train)} training images read, "
                         f"{config.train_size} expected")
     return arrays
 
@@ -230,7 +230,7 @@ def parse_flags(argv):
     try:
         return FLAGS(argv)
     except absl_flags.Error as error:
-        config_lib.fail(_flag_error_text(error))
+        cli.fail(_flag_error_text(error))
 
 
 def _flag_error_text(error):

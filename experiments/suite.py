@@ -57,6 +57,7 @@ import subprocess
 import sys
 import time
 
+from experiments import cli
 from experiments import flags as runner_flags
 from experiments import lr_find
 from experiments import parallel
@@ -581,25 +582,6 @@ def write_reports(runs, exercises, options, notes):
 # Command line.
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"suite: {message}\n")
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, received {text}")
-    return value
-
-
-def _positive_float(text):
-    value = float(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be > 0, received {text}")
-    return value
-
-
 def _ray_resource(text):
     """A Ray resource amount: 0 to 1, or a whole number (Ray refuses other fractions)."""
     value = float(text)
@@ -626,24 +608,24 @@ def _check_parallel_flags(options, parser):
 
 
 def parse_args(argv):
-    parser = _Parser(prog="python -m experiments.suite", description=__doc__.split("\n")[0])
+    parser = cli.Parser("suite", description=__doc__.split("\n")[0])
     parser.add_argument("--exercise", required=True, choices=EXERCISES + ("all",))
-    parser.add_argument("--epochs", type=_positive_int, default=runner_flags.FLAGS["epochs"].default)
+    parser.add_argument("--epochs", type=cli.positive_int, default=runner_flags.FLAGS["epochs"].default)
     parser.add_argument("--seeds", default="1", help="a count (2: seeds 0 and 1) or a list (0,3; one seed: 7,)")
-    parser.add_argument("--train_subset", type=_positive_int)
+    parser.add_argument("--train_subset", type=cli.positive_int)
     parser.add_argument("--image_folder")
     parser.add_argument("--model", choices=runner_flags.MODELS)
-    parser.add_argument("--batch_size", type=_positive_int)
+    parser.add_argument("--batch_size", type=cli.positive_int)
     parser.add_argument("--log_dir", default="logs")
-    parser.add_argument("--lr", type=_positive_float, help="base LR of step/cosine/poly (default: tuned by the LR range test and a constant-LR sweep)")
-    parser.add_argument("--higher_lr_factor", type=_positive_float, default=DEFAULT_HIGHER_LR_FACTOR,
+    parser.add_argument("--lr", type=cli.positive_float, help="base LR of step/cosine/poly (default: tuned by the LR range test and a constant-LR sweep)")
+    parser.add_argument("--higher_lr_factor", type=cli.positive_float, default=DEFAULT_HIGHER_LR_FACTOR,
                         help="cosine: the higher LR is this times the base LR")
-    parser.add_argument("--adam_lr", type=_positive_float, default=DEFAULT_ADAM_LR, help="warmup: Adam's large LR")
-    parser.add_argument("--sgd_lr", type=_positive_float, default=DEFAULT_SGD_LR, help="warmup: SGD's large LR")
-    parser.add_argument("--warmup_epochs", type=_positive_float, default=DEFAULT_WARMUP_EPOCHS,
+    parser.add_argument("--adam_lr", type=cli.positive_float, default=DEFAULT_ADAM_LR, help="warmup: Adam's large LR")
+    parser.add_argument("--sgd_lr", type=cli.positive_float, default=DEFAULT_SGD_LR, help="warmup: SGD's large LR")
+    parser.add_argument("--warmup_epochs", type=cli.positive_float, default=DEFAULT_WARMUP_EPOCHS,
                         help="warmup: length of the linear warmup in epochs")
     parser.add_argument("--dry_run", action="store_true", help="print the planned commands and exit")
-    parser.add_argument("--parallel", type=_positive_int, default=1,
+    parser.add_argument("--parallel", type=cli.positive_int, default=1,
                         help="train up to this many runs at once, on Ray (1: one by one, without Ray)")
     parser.add_argument("--gpus_per_run", type=_ray_resource,
                         help="with --parallel: GPUs of each run (default 1 where there are GPUs, else 0; "
