@@ -53,7 +53,7 @@ def prepare(config):
     backend = name()
     if backend not in BACKENDS:
         cli.fail(f"KERAS_BACKEND={backend}: the runner runs on the "
-                        f"{' and '.join(BACKENDS)} backends")
+                 f"{' and '.join(BACKENDS)} backends")
     if backend == "tensorflow":
         return
     keep_out_tensorflow()

@@ -56,6 +56,27 @@ class FlagError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class ScheduleSpec:
+    """A run's schedule, ready to build (`experiments.schedules.build_schedule`).
+
+    Attributes:
+        name: the kschedules name (`kschedules.get`).
+        arguments: `((argument, value), ...)` of that class, in optimizer
+            steps, learning rates already scaled by --lr_scaling.
+        warmup_steps, warmup_start_lr: the `kschedules.Warmup` around it
+            (0 and None: none; wsd has its own warmup among its arguments).
+        staircase_steps: --lr_update=epoch: the steps per epoch of the
+            `kschedules.Staircase` around that, else None.
+    """
+
+    name: str
+    arguments: tuple
+    warmup_steps: int = 0
+    warmup_start_lr: float | None = None
+    staircase_steps: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """A validated run configuration.
 
@@ -74,6 +95,7 @@ class Config:
         first_decay_steps: cosine_restarts: the first cycle in steps.
         schedule_steps: the schedule's other durations in steps, by the
             kschedules argument they become (`{"decay_steps": 391}`).
+        schedule_spec: the `ScheduleSpec` these make.
         num_replicas: devices the global batch is split over (all workers).
         num_workers: processes (machines) of --strategy=multi_worker, else 1.
         lr_scale: the factor --lr_scaling applies to every LR flag.
@@ -96,6 +118,7 @@ class Config:
     num_replicas: int = 1
     num_workers: int = 1
     lr_scale: float = 1.0
+    schedule_spec: ScheduleSpec = None
 
     def __getattr__(self, name):
         flags = self.__dict__.get("flags", {})
@@ -174,12 +197,13 @@ def build_config(flag_values, train_size=None):
     _check_plateau(values, present)
     boundaries, first_decay, durations = _schedule_steps(values, spe, warmup, total)
     values["run_name"] = values["run_name"] or default_run_name(values, present)
-    return Config(
+    config = Config(
         flags=values, command_line=_given(flag_values, present), train_size=sizes["train"],
         val_size=sizes["test"], num_classes=sizes["classes"], steps_per_epoch=spe,
         batches_per_epoch=batches, total_steps=total, warmup_steps=warmup, decay_steps=total - warmup,
         boundaries=boundaries, first_decay_steps=first_decay, schedule_steps=durations,
         lr_scale=lr_scale)
+    return dataclasses.replace(config, schedule_spec=schedule_spec(config))
 
 
 def _given(flag_values, present):
@@ -506,6 +530,59 @@ def _milestones(v):
 
 def _fmt(value):
     return format(value, "g")
+
+
+# ----------------------------------------------------------------------------
+# The schedule: one row per --schedule, its kschedules arguments besides the peak LR.
+
+
+def _flags(config, **names):
+    """{argument: config.flags[flag]} for `argument=flag` pairs."""
+    return {argument: config.flags[flag] for argument, flag in names.items()}
+
+
+# Schedule name -> the kschedules keyword arguments besides the initial LR.
+_ARGUMENTS = {
+    "constant": lambda c: {},
+    "step": lambda c: {"boundaries": list(c.boundaries), "factor": c.flags["factor"]},
+    "cosine": lambda c: {"decay_steps": c.decay_steps,
+                         "min_learning_rate": c.effective("min_lr")},
+    "cosine_restarts": lambda c: {"first_decay_steps": c.first_decay_steps,
+                                  "t_mul": c.flags["t_mult"], "m_mul": c.flags["m_mul"],
+                                  "min_learning_rate": c.effective("min_lr")},
+    "linear": lambda c: {"decay_steps": c.decay_steps,
+                         "end_learning_rate": c.effective("end_lr")},
+    "poly": lambda c: {"decay_steps": c.decay_steps, "end_learning_rate": c.effective("end_lr"),
+                       "power": c.flags["power"]},
+    "exponential": lambda c: {**c.schedule_steps, "decay_rate": c.flags["decay_rate"],
+                              "staircase": c.flags["staircase"],
+                              "end_learning_rate": c.effective("end_lr") or None},
+    "inverse_sqrt": lambda c: dict(c.schedule_steps),
+    "onecycle": lambda c: {"total_steps": c.decay_steps,
+                           **_flags(c, pct_start="pct_start", anneal_strategy="anneal_strategy",
+                                    div_factor="div_factor", final_div_factor="final_div_factor",
+                                    three_phase="three_phase")},
+    "cyclic": lambda c: {"maximal_learning_rate": c.effective("max_lr"), **c.schedule_steps,
+                         **_flags(c, mode="mode", gamma="gamma")},
+    "tanh": lambda c: {"decay_steps": c.decay_steps, "min_learning_rate": c.effective("min_lr"),
+                       **_flags(c, lower_bound="lower_bound", upper_bound="upper_bound")},
+    "wsd": lambda c: {**c.schedule_steps, "min_learning_rate": c.effective("min_lr"),
+                      **_flags(c, warmup_shape="warmup_shape", decay_shape="decay_shape")},
+}
+# The argument each schedule takes the run's (peak) --lr as.
+_LR_ARGUMENT = {"constant": "learning_rate", "onecycle": "maximal_learning_rate"}
+
+
+def schedule_spec(config):
+    """The `ScheduleSpec` of a Config (its steps and scaled LRs onto kschedules' arguments)."""
+    name = config.flags["schedule"]
+    arguments = {_LR_ARGUMENT.get(name, "initial_learning_rate"): config.effective("lr")}
+    arguments.update(_ARGUMENTS[name](config))
+    warmup = config.warmup_steps if name != "wsd" else 0
+    return ScheduleSpec(
+        name=name, arguments=tuple(arguments.items()), warmup_steps=warmup,
+        warmup_start_lr=config.effective("warmup_start_lr") if warmup else None,
+        staircase_steps=config.steps_per_epoch if config.flags["lr_update"] == "epoch" else None)
 
 
 def default_run_name(v, present):

@@ -127,12 +127,14 @@ def _train(config, arrays, status, distribution, first_epoch):
     `first_epoch`: where a resume starts (the backup's epoch), else 0.
     """
     from experiments import train  # Keras and TensorFlow only from here on
+    from experiments.schedules import build_schedule
 
     train.set_up(config)
+    schedule = build_schedule(config)
     with distribution.strategy.scope() if distribution else contextlib.nullcontext():
-        model = train.build_model(config, arrays.x_train.shape[1:], len(arrays.classes))
+        model = train.build_model(config, arrays.x_train.shape[1:], len(arrays.classes), schedule)
     if distribution is None or distribution.is_chief:
-        rundir.create(config, _record(config, arrays, train))
+        rundir.create(config, _record(config, arrays, train, schedule))
     print(f"run {config.run_dir} ({_status_text(config, status, first_epoch)}): "
           f"{config.train_size} training images, {config.val_size} test images, "
           f"{config.steps_per_epoch} steps per epoch" + _accumulation_text(config)
@@ -207,16 +209,15 @@ def _load(config):
         cli.fail(f"--{flag}: {error}")
     if len(arrays.y_train) != config.train_size:
         cli.fail(f"--{flag}: {len(arrays.y_train)} training images read, "
-                        f"{config.train_size} expected")
+                 f"{config.train_size} expected")
     return arrays
 
 
-def _record(config, arrays, train):
-    from experiments.schedules import build_schedule
+def _record(config, arrays, train, schedule):
     import keras
 
     derived = {**config.derived(),
-               "schedule": keras.saving.serialize_keras_object(build_schedule(config)),
+               "schedule": keras.saving.serialize_keras_object(schedule),
                "classes": list(arrays.classes), "image_shape": list(arrays.x_train.shape[1:]),
                "normalization": {"mean": list(arrays.mean), "std": list(arrays.std),
                                  "source": "training images in use"}}

@@ -85,8 +85,10 @@ def make_optimizer(config, schedule):
     return optimizer
 
 
-def build_model(config, input_shape, num_classes):
+def build_model(config, input_shape, num_classes, schedule=None):
     """Builds and compiles the model and its optimizer (wrap in `strategy.scope()`).
+
+    `schedule`: the run's, when already built (default: `build_schedule(config)`).
 
     Under mixed_float16 Keras wraps the optimizer in a `LossScaleOptimizer`
     (dynamic loss scaling) at compile time.
@@ -96,7 +98,7 @@ def build_model(config, input_shape, num_classes):
     model = models.build(config.flags["model"], input_shape, num_classes, weight_decay=l2)
     jit = config.flags["jit_compile"]
     model.compile(
-        optimizer=make_optimizer(config, build_schedule(config)),
+        optimizer=make_optimizer(config, schedule or build_schedule(config)),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         jit_compile="auto" if jit is None else jit,
