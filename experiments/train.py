@@ -329,6 +329,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     crashes the interpreter at exit), and the error raised again with the
     file's path: the previous backup stays the current one. A backup that
     cannot be restored raises `rundir.RunDirDamaged`.
+
+    Keras 3.15 has no public hooks for this: it overrides BackupAndRestore's
+    private `_save_model`/`_load_model` and sets the attributes they keep
+    (`_current_epoch`, `_last_batch_seen`, `_training_metadata_path`) and the
+    model's `_initial_epoch` (where `fit` resumes), as Keras's own does; the
+    resume tests (tests/test_run_end_to_end.py) catch a Keras that changes them.
     """
 
     def __init__(self, backup_dir, restore_dir=None, every=1):

@@ -214,6 +214,7 @@ class LearningRateLogger(keras.callbacks.Callback):
         # `self.model` is only touched here, never on every batch.
         optimizer = self._optimizer()
         step = int(_numpy(optimizer.iterations))
+        # `_learning_rate`: the schedule itself (Keras 3.15 has no public getter).
         if getattr(optimizer, "gradient_accumulation_steps", None) and isinstance(
             getattr(optimizer, "_learning_rate", None),
             keras.optimizers.schedules.LearningRateSchedule,

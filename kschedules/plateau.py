@@ -2,7 +2,8 @@
 
 Keras's `keras.callbacks.ReduceLROnPlateau` assigns the optimizer a new float
 learning rate, which an optimizer holding a `LearningRateSchedule` refuses
-(TypeError, "learning rate is not settable"). optax composes the two instead
+(TypeError, "learning rate is not settable"; tensorflow/tensorflow#36612 for
+tf.keras, still so in Keras 3.15). optax composes the two instead
 (`contrib.reduce_on_plateau` scales the updates); here the callback wraps the
 optimizer's schedule in `PlateauScaled`, whose scale it multiplies by
 `factor` at each reduction:
@@ -320,9 +321,13 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         # BackupAndRestore (whatever the callbacks' order) restores them.
         pass
 
+    # Keras 3.15's callback calls this private method to reduce one
+    # optimizer; its `on_epoch_end` (the counting, Keras's timing) is kept as
+    # is. tests/test_plateau.py compares the two, so a Keras that renames it
+    # fails there.
     def _reduce_optimizer_lr(self, optimizer, epoch, name=""):
         optimizer = _unwrap(optimizer)
-        schedule = getattr(optimizer, "_learning_rate", None)
+        schedule = getattr(optimizer, "_learning_rate", None)  # Keras 3.15: no public getter
         if not isinstance(schedule, PlateauScaled):
             return super()._reduce_optimizer_lr(optimizer, epoch, name)
         # Keras's rule, on the rate the next step applies: reduce while it is
