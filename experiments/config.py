@@ -99,7 +99,6 @@ class Config:
         num_replicas: devices the global batch is split over (all workers).
         num_workers: processes (machines) of --strategy=multi_worker, else 1.
         lr_scale: the factor --lr_scaling applies to every LR flag.
-    The flags are also readable as attributes: `config.lr`.
     """
 
     flags: dict
@@ -119,12 +118,6 @@ class Config:
     num_workers: int = 1
     lr_scale: float = 1.0
     schedule_spec: ScheduleSpec = None
-
-    def __getattr__(self, name):
-        flags = self.__dict__.get("flags", {})
-        if name in flags:
-            return flags[name]
-        raise AttributeError(name)
 
     @property
     def lr_log_freq(self):
@@ -393,8 +386,8 @@ def _check_schedule_flags(v, present):
     if "t_mult" in used:
         _require(_finite(v["t_mult"]) and v["t_mult"] >= 1, "t_mult",
                  f"must be >= 1, received {v['t_mult']:g}")
-        _require(_finite(v["m_mul"]) and 0 < v["m_mul"] <= 1, "m_mul",
-                 f"must be in (0, 1], received {v['m_mul']:g}")
+        _require(_finite(v["m_mul"]) and v["m_mul"] > 0, "m_mul",
+                 f"must be > 0, received {v['m_mul']:g}")
     _check_new_schedule_flags(v, present, used)
 
 
@@ -506,11 +499,7 @@ def _milestones(v):
     epochs, warmup = v["epochs"], v["warmup_epochs"]
     text = v["milestones"]
     if text is None:
-        if epochs == 100:
-            milestones = [30, 60, 80]
-        else:
-            milestones = [math.floor(f * epochs + 0.5)
-                          for f in flag_defs.DEFAULT_MILESTONE_FRACTIONS]
+        milestones = [math.floor(f * epochs + 0.5) for f in flag_defs.DEFAULT_MILESTONE_FRACTIONS]
         origin = f"(the default for --epochs={epochs}; give --milestones)"
     else:
         try:

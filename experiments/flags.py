@@ -70,6 +70,11 @@ RUNNER_FLAGS = []
 # Flags that change how a run is carried out or where it is written, not what it
 # computes: a run may be resumed, and a finished one reused, with other values.
 NOT_COMPARED = ("log_dir", "overwrite", "steps_per_execution", "backup_every", "lr_log_freq")
+# Flags added after runs were recorded, with the value that behaves as before:
+# a config.json without them compares equal to these (any other missing flag,
+# a schedule's that did not exist then, is None: not read). `rundir.compared_flags`.
+ADDED_FLAG_DEFAULTS = {"strategy": "default", "lr_scaling": "none", "reference_batch_size": None,
+                       "plateau_patience": 0, "gradient_accumulation_steps": 1}
 # --lr_log_freq=0: about this many step_learning_rate points per run.
 LR_LOG_POINTS = 1000
 
@@ -98,7 +103,8 @@ def define_runner_flags():
     _define("float", "t0", None, "cosine_restarts: length of the first cycle in epochs. "
             "Default: 10 percent of the epochs after warmup.")
     _define("float", "t_mult", 1.0, "cosine_restarts: factor on the cycle length after each restart, >= 1.")
-    _define("float", "m_mul", 1.0, "cosine_restarts: factor on the peak LR after each restart, in (0, 1].")
+    _define("float", "m_mul", 1.0, "cosine_restarts: factor on the peak LR after each restart, > 0 (kschedules' range; "
+            "peaks above --lr are allowed).")
     _define("float", "power", 2.0, "poly: exponent of the polynomial decay, > 0.")
     _define("float", "end_lr", 0.0, "linear, poly: LR at the end of training, < --lr; exponential: "
             "a floor (0: none).")

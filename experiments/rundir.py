@@ -183,11 +183,6 @@ class RunDirDamaged(RuntimeError):
     """A run file was changed or deleted while the run was training; one line."""
 
 
-# Flags added after runs were recorded, with the value that behaves as before
-# (a config.json without them compares equal to these; any other missing flag,
-# a schedule's that did not exist then, is None: not read).
-_ADDED_FLAGS = {"strategy": "default", "lr_scaling": "none", "reference_batch_size": None,
-                "plateau_patience": 0, "gradient_accumulation_steps": 1}
 # The flags `compared_flags` leaves out, by question:
 # - is it the same run (the runner's resume, the suite's reuse of a finished run)?
 #   all but how it is carried out and where it is written: flags.NOT_COMPARED;
@@ -203,12 +198,12 @@ def compared_flags(flags, ignore=flag_defs.NOT_COMPARED):
     """{flag: value} of a run's recorded (or current) flags that decide what it computes.
 
     Every runner flag but those in `ignore` (see above): a flag missing from an
-    older config.json takes the value that behaves as before (`_ADDED_FLAGS`,
-    else None), `--reference_batch_size` is None unless the LR is scaled (it
+    older config.json takes the value that behaves as before
+    (`flags.ADDED_FLAG_DEFAULTS`, else None), `--reference_batch_size` is None unless the LR is scaled (it
     is not read then), and values are normalised through JSON, so that two
     runs are the same exactly when their dicts are equal.
     """
-    values = {name: flags.get(name, _ADDED_FLAGS.get(name)) for name in flag_defs.RUNNER_FLAGS
+    values = {name: flags.get(name, flag_defs.ADDED_FLAG_DEFAULTS.get(name)) for name in flag_defs.RUNNER_FLAGS
               if name not in ignore}
     if "reference_batch_size" in values and flags.get("lr_scaling", "none") == "none":
         values["reference_batch_size"] = None
