@@ -1,24 +1,30 @@
 """Train a CNN on CIFAR-10 (or any image folder) with a kschedules schedule.
 
+Usage:
+    python -m experiments.run [--schedule=cosine] [--lr=LR] [--epochs=100] [--flag=value ...]
     python -m experiments.run --schedule=poly --power=0.5 --epochs=30
+    python -m experiments.run --image_folder=PATH --train_subset=5000 --epochs=5
 
-flags -> config (every flag checked; nothing read or written before) -> the
-run's lock (`experiments.runlock`; also the probe that --log_dir is writable)
--> run directory state (finished: say so and exit 0; other flags or damaged
-files: error; resuming: the files checked against the backup) -> strategy
-(--strategy other than default: `experiments.distribute`) -> data -> model ->
-fit (resumes from <run>/backup) -> curves.png + summary.json. Only the chief of
-a multi-worker run takes the lock and writes the run directory; the other
-workers write into temporary directories that are removed.
-On KERAS_BACKEND=jax the runner imports no TensorFlow: `experiments.backends`
-says what it skips and `experiments.data_jax` is its input path.
-See `experiments.flags` for the flags, `experiments.rundir` for the outputs.
-A bad flag, or a run directory that is in use or damaged, prints one line
-`error: --flag: reason` and exits with status 2. SIGTERM and SIGINT stop at the
-next safe point (`experiments.stopping`) with one line saying how to resume,
-exit status 128 + the signal; a full disk, one line and exit status 1.
+Writes <log_dir>/<run_name>/ (config.json, history.csv, learning_rate.csv,
+summary.json, curves.png, tensorboard/); the same command again resumes an
+interrupted run, or says a finished one is complete. A bad flag prints one
+line `error: --flag: reason` and exits with status 2. Every flag is below;
+the README has them by topic.
 """
 
+# How a run goes: flags -> config (every flag checked; nothing read or written
+# before) -> the run's lock (`experiments.runlock`; also the probe that --log_dir
+# is writable) -> run directory state (finished: say so and exit 0; other flags
+# or damaged files: error; resuming: the files checked against the backup) ->
+# strategy (--strategy other than default: `experiments.distribute`) -> data ->
+# model -> fit (resumes from <run>/backup) -> curves.png + summary.json. Only the
+# chief of a multi-worker run takes the lock and writes the run directory; the
+# other workers write into temporary directories that are removed. On
+# KERAS_BACKEND=jax the runner imports no TensorFlow: `experiments.backends` says
+# what it skips and `experiments.data_jax` is its input path. A run directory in
+# use or damaged is also a one-line error (exit 2); SIGTERM and SIGINT stop at the
+# next safe point (`experiments.stopping`) with one line saying how to resume,
+# exit status 128 + the signal; a full disk, one line and exit status 1.
 import contextlib
 import dataclasses
 import errno
