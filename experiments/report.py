@@ -31,8 +31,9 @@ import re
 import sys
 
 from experiments import cli, plots, rundir
+from experiments.studies import NAMES, STUDIES
+from experiments.studies.common import KeyNumber, by_final_acc, find, fmt, mean, mean_std, range_numbers
 
-EXERCISES = ("step", "cosine", "poly", "warmup")
 DEFAULT_TARGET_FRACTION = 0.95
 DEFAULT_EARLY_EPOCHS = 5
 _SEED_SUFFIX = re.compile(r"[_-](?:seed|s)\d+$")  # suite: _seed0, runner default: _s0
@@ -209,13 +210,6 @@ def run_stats(run, target, early_epochs):
     )
 
 
-def largest_val_fall(history):
-    """Largest drop of validation accuracy from one epoch to the next (>= 0; 0 for < 2 epochs)."""
-    accs = [r["val_accuracy"] for r in history]
-    falls = [a - b for a, b in zip(accs, accs[1:]) if math.isfinite(a - b)]
-    return max([0.0] + falls)
-
-
 def default_target(runs, fraction=DEFAULT_TARGET_FRACTION):
     """`fraction` of the highest best validation accuracy among finished runs."""
     bests = [_num(r.summary.get("best_val_accuracy")) for r in runs]
@@ -229,37 +223,14 @@ def default_target(runs, fraction=DEFAULT_TARGET_FRACTION):
 # Aggregation and formatting.
 
 
-def mean_std(values):
-    """(mean, sample std, n); std is nan for n < 2, both nan for n == 0."""
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan, 0
-    if any(math.isnan(v) for v in values):
-        return math.nan, math.nan, n
-    mean = sum(values) / n
-    if n < 2:
-        return mean, math.nan, n
-    if any(math.isinf(v) for v in values):
-        return mean, math.nan, n
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)), n
-
-
-def fmt(value, digits):
-    if value is None or math.isnan(value):
-        return "n/a"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.{digits}f}"
-
-
 def fmt_mean_std(values, digits, scale=1.0):
     """``"m ± s"`` of the values times `scale` (``"m"`` for one value)."""
-    mean, std, n = mean_std([v * scale for v in values])
+    m, std, n = mean_std([v * scale for v in values])
     if n == 0:
         return "n/a"
     if n == 1 or math.isnan(std):
-        return fmt(mean, digits)
-    return f"{fmt(mean, digits)} ± {fmt(std, digits)}"
+        return fmt(m, digits)
+    return f"{fmt(m, digits)} ± {fmt(std, digits)}"
 
 
 def _pct(values):
@@ -335,102 +306,14 @@ def results_table(groups, target, early_epochs):
     return "\n".join(lines)
 
 
-def _mean(values):
-    return mean_std(values)[0]
-
-
-# ----------------------------------------------------------------------------
-# Exercise roles, read from the flags.
-
-
-def _milestone_fractions(flags):
-    milestones = flags.get("milestones")
-    epochs = flags.get("epochs")
-    if not milestones or not epochs:
-        return None
-    if isinstance(milestones, str):
-        milestones = [m for m in milestones.split(",") if m.strip()]
-    return tuple(float(m) / float(epochs) for m in milestones)
-
-
-def milestones_match(flags, fractions):
-    """Whether the run's milestones are `fractions` of its epochs, rounded."""
-    got = _milestone_fractions(flags)
-    if got is None or len(got) != len(fractions):
-        return False
-    tolerance = 0.5 / float(flags["epochs"]) + 1e-9
-    return all(abs(g - f) <= tolerance for g, f in zip(got, fractions))
-
-
-def _schedule(group):
-    return group.flags.get("schedule")
-
-
-def _step_roles(groups):
-    """(constant group, base step group) of the step study; either may be None.
-
-    The base step run is x0.1 at 30/60/80% of training; the constant is the
-    one at the same initial LR when there is one (the tuned constant).
-    """
-    const = [g for g in groups if _schedule(g) == "constant"]
-    base = [
-        g for g in groups
-        if _schedule(g) == "step" and float(g.flags.get("factor") or 0) == 0.1
-        and milestones_match(g.flags, (0.3, 0.6, 0.8))
-    ]
-    b = base[0] if base else None
-    if b is not None:
-        const = [g for g in const if g.flags.get("lr") == b.flags.get("lr")] or const
-    return (const[0] if const else None), b
-
-
-def val_change(history, epoch):
-    """Val accuracy after 0-based `epoch` minus after `epoch - 1` (nan when missing)."""
-    if not 1 <= epoch < len(history):
-        return math.nan
-    return history[epoch]["val_accuracy"] - history[epoch - 1]["val_accuracy"]
-
-
 # ----------------------------------------------------------------------------
 # The written comparison: every number is a table cell, copied.
-
-
-FALL = "largest one-epoch fall of val accuracy (points)"
-JUMP = "val accuracy change over the first epoch after the first milestone (points)"
-
-
-@dataclasses.dataclass
-class KeyNumber:
-    what: str
-    value: str
-    where: str
-
-
-def _finite_groups(groups, attr):
-    return [g for g in groups if math.isfinite(_mean([getattr(x, attr) for x in g.stats]))]
-
-
-def _by_final_acc(groups):
-    ok = _finite_groups(groups, "final_val_accuracy")
-    return sorted(ok, key=lambda g: -_mean([x.final_val_accuracy for x in g.stats]))
-
-
-def _range_number(what, groups):
-    """Max - min of the mean final accuracy over `groups`, as a KeyNumber."""
-    ranked = _by_final_acc(groups)
-    if len(ranked) < 2:
-        return None
-    hi = _mean([x.final_val_accuracy for x in ranked[0].stats])
-    lo = _mean([x.final_val_accuracy for x in ranked[-1].stats])
-    return KeyNumber(what, fmt(100 * (hi - lo), 2), f"`{ranked[0].label}` minus `{ranked[-1].label}`")
 
 
 def key_numbers(groups, exercise, target):
     """The derived numbers the comparison quotes (shown as their own table)."""
     rows = [KeyNumber("target val accuracy (%)", fmt(100 * target, 2), "")]
-    spread = _range_number("spread of mean final val accuracy (points)", groups)
-    if spread:
-        rows.append(spread)
+    rows += range_numbers("spread of mean final val accuracy (points)", groups)
     seed_stds = [
         (mean_std([100 * x.final_val_accuracy for x in g.stats])[1], g) for g in groups if len(g.stats) > 1
     ]
@@ -441,33 +324,7 @@ def key_numbers(groups, exercise, target):
     n_runs = sum(len(g.stats) for g in groups)
     n_div = sum(x.diverged for g in groups for x in g.stats)
     rows.append(KeyNumber("diverged runs", f"{n_div} of {n_runs}", ""))
-    if exercise == "step":
-        grid = [g for g in groups if _schedule(g) == "step"]
-        r = _range_number(f"sensitivity: range of final val accuracy over the {len(grid)} step configurations (points)", grid)
-        if r:
-            rows.append(r)
-        const, base = _step_roles(groups)
-        if base is not None:
-            first = int(str(base.flags["milestones"]).split(",")[0])
-            for g in (base, const):
-                if g is not None:
-                    change = _mean([100 * val_change(run.history, first) for run in g.runs])
-                    rows.append(KeyNumber(JUMP, fmt(change, 2), f"`{g.label}`"))
-    if exercise == "cosine":
-        restarts = [g for g in groups if _schedule(g) == "cosine_restarts"]
-        r = _range_number(f"range of final val accuracy over the {len(restarts)} restart configurations (points)", restarts)
-        if r:
-            rows.append(r)
-        for g in groups:
-            if _schedule(g) in ("cosine", "cosine_restarts"):
-                fall = fmt(_mean([100 * largest_val_fall(run.history) for run in g.runs]), 2)
-                rows.append(KeyNumber(FALL, fall, f"`{g.label}`"))
-    if exercise == "poly":
-        polys = [g for g in groups if _schedule(g) in ("poly", "linear")]
-        r = _range_number(f"range of final val accuracy over the {len(polys)} powers (points)", polys)
-        if r:
-            rows.append(r)
-    return rows
+    return rows + (STUDIES[exercise].key_numbers(groups) if exercise else [])
 
 
 def key_numbers_table(rows):
@@ -476,20 +333,13 @@ def key_numbers_table(rows):
     return "\n".join(lines)
 
 
-def _find(rows, prefix):
-    for r in rows:
-        if r.what.startswith(prefix):
-            return r
-    return None
-
-
 def _speed_sentence(groups, cells):
     full = [g for g in groups if all(x.epochs_to_target is not None for x in g.stats)]
     partial = [g for g in groups if g not in full and any(x.epochs_to_target is not None for x in g.stats)]
     never = [g for g in groups if all(x.epochs_to_target is None for x in g.stats)]
     parts = []
     if full:
-        ranked = sorted(full, key=lambda g: _mean([x.epochs_to_target for x in g.stats]))
+        ranked = sorted(full, key=lambda g: mean([x.epochs_to_target for x in g.stats]))
         first, last = ranked[0], ranked[-1]
         head = "Convergence speed (mean epochs to the target, configurations where every seed reached it): "
         if len(full) > 1 and cells[first.label].to_target == cells[last.label].to_target:
@@ -510,7 +360,7 @@ def _speed_sentence(groups, cells):
 
 
 def _accuracy_sentence(groups, cells, numbers):
-    ranked = _by_final_acc(groups)
+    ranked = by_final_acc(groups)
     if not ranked:
         return ""
     best, worst = ranked[0], ranked[-1]
@@ -518,9 +368,9 @@ def _accuracy_sentence(groups, cells, numbers):
         return f"Final accuracy: every configuration ended at {cells[best.label].final_acc}%, a tie at this resolution."
     text = f"Final accuracy: `{best.label}` ended best with {cells[best.label].final_acc}%"
     if worst is not best:
-        spread = _find(numbers, "spread")
+        spread = find(numbers, "spread")
         text += f", `{worst.label}` worst with {cells[worst.label].final_acc}% (a spread of {spread.value} points"
-        seed = _find(numbers, "largest seed std")
+        seed = find(numbers, "largest seed std")
         if seed:
             relation = "larger" if float(spread.value) > float(seed.value) else "not larger"
             text += f", {relation} than the largest seed std, {seed.value} points"
@@ -529,15 +379,15 @@ def _accuracy_sentence(groups, cells, numbers):
 
 
 def _stability_sentence(groups, cells, numbers, early_epochs):
-    div = _find(numbers, "diverged runs")
+    div = find(numbers, "diverged runs")
     text = f"Stability: {div.value} runs diverged"
     diverged = [g for g in groups if any(x.diverged for x in g.stats)]
     if diverged:
         text += " (" + "; ".join(f"`{g.label}`: {cells[g.label].diverged}" for g in diverged) + ")"
-    finite = [g for g in groups if math.isfinite(_mean([x.early_loss_max for x in g.stats]))]
+    finite = [g for g in groups if math.isfinite(mean([x.early_loss_max for x in g.stats]))]
     if finite:
-        worst = max(finite, key=lambda g: _mean([x.early_loss_max for x in g.stats]))
-        calm = min(finite, key=lambda g: _mean([x.early_loss_max for x in g.stats]))
+        worst = max(finite, key=lambda g: mean([x.early_loss_max for x in g.stats]))
+        calm = min(finite, key=lambda g: mean([x.early_loss_max for x in g.stats]))
         text += f". Highest training loss over epochs 1-{early_epochs}, among configurations that stayed finite: "
         if cells[worst.label].early_max == cells[calm.label].early_max:
             text += f"{cells[worst.label].early_max} for all of them"
@@ -549,124 +399,6 @@ def _stability_sentence(groups, cells, numbers, early_epochs):
     return text + "."
 
 
-def _exercise_sentences(exercise, groups, cells, numbers):
-    out = []
-    acc = {g.label: cells[g.label].final_acc for g in groups}
-    if exercise == "step":
-        const = [g for g in groups if _schedule(g) == "constant"]
-        if len(const) > 1:
-            out.append(
-                "Constant-LR sweep: " + ", ".join(f"`{g.label}` {acc[g.label]}%" for g in _by_final_acc(const))
-                + " final val accuracy."
-            )
-        c, b = _step_roles(groups)
-        jumps = {row.where.strip("`"): row.value for row in numbers if row.what == JUMP}
-        if b is not None and b.label in jumps:
-            text = (f"At the first drop the validation accuracy changed by {jumps[b.label]} points over the "
-                    f"first epoch at the lower LR for `{b.label}`")
-            if c is not None and c.label in jumps:
-                text += f", against {jumps[c.label]} over the same epoch for the constant LR (`{c.label}`)"
-            out.append(text + " (mean over seeds).")
-        if c is not None and b is not None:
-            better = _mean([x.final_val_accuracy for x in b.stats]) > _mean([x.final_val_accuracy for x in c.stats])
-            out.append(
-                f"Step decay (`{b.label}`) ended at {acc[b.label]}% against {acc[c.label]}% for "
-                f"the constant LR (`{c.label}`): the drops {'helped' if better else 'did not help'} at this budget."
-            )
-        r = _find(numbers, "sensitivity")
-        if r:
-            seed = _find(numbers, "largest seed std")
-            text = f"Sensitivity: over the drop factor x milestone grid the final accuracy ranges over {r.value} points ({r.where})"
-            if seed:
-                text += (
-                    "; compared with the largest seed std of "
-                    f"{seed.value} points, the choice of factor and milestones "
-                    + ("matters (the range is more than twice that std)" if float(r.value) > 2 * float(seed.value)
-                       else "is hard to tell from seed noise (the range is not more than twice that std)")
-                )
-            out.append(text + ".")
-    if exercise == "cosine":
-        cos = [g for g in groups if _schedule(g) == "cosine"]
-        step = [g for g in groups if _schedule(g) == "step"]
-        restarts = [g for g in groups if _schedule(g) == "cosine_restarts"]
-        if cos:
-            text = "Cosine to zero: " + ", ".join(f"`{g.label}` {acc[g.label]}%" for g in cos)
-            if step:
-                text += f"; step decay `{step[0].label}` {acc[step[0].label]}%"
-            out.append(text + ".")
-        r = _find(numbers, "range of final val accuracy over the")
-        if restarts and r:
-            best = _by_final_acc(restarts)[0]
-            out.append(
-                f"Warm restarts: the best restart setting, `{best.label}`, ended at {acc[best.label]}%; "
-                f"the restart settings span {r.value} points."
-            )
-        falls = {row.where.strip("`"): row.value for row in numbers if row.what == FALL}
-        if restarts and cos and falls:
-            worst = max((g for g in restarts), key=lambda g: float(falls[g.label]))
-            out.append(
-                "Each restart lifts the LR back to its peak (curves_restarts.png): the largest one-epoch fall "
-                f"of validation accuracy was {falls[worst.label]} points for `{worst.label}`, against "
-                + ", ".join(f"{falls[g.label]} for `{g.label}`" for g in cos)
-                + " without restarts (mean over seeds)."
-            )
-    if exercise == "poly":
-        polys = _by_final_acc([g for g in groups if _schedule(g) in ("poly", "linear")])
-        if polys:
-            out.append(
-                "Polynomial decay, best to worst final accuracy: "
-                + ", ".join(f"`{g.label}` {acc[g.label]}%" for g in polys)
-                + "."
-            )
-    if exercise == "warmup":
-        for opt in sorted({str(g.flags.get("optimizer")) for g in groups}):
-            mine = [g for g in groups if str(g.flags.get("optimizer")) == opt]
-            items = [
-                f"`{g.label}`: diverged {cells[g.label].diverged}, max early loss {cells[g.label].early_max}, "
-                f"final {acc[g.label]}%"
-                for g in mine
-            ]
-            out.append(f"{opt}: " + "; ".join(items) + ".")
-    return out
-
-
-THEORY = {
-    "step": (
-        "Why it works: with a constant LR, SGD's gradient noise keeps the weights bouncing around a level set of "
-        "the loss; the loss stops falling once that noise floor is reached. Dividing the LR shrinks the noise, so "
-        "the loss drops right after each milestone and the accuracy jumps. The drop factor and the milestone "
-        "timing trade time spent exploring at a high LR against time left to settle at a low one: late or small "
-        "drops leave too little settling time, early or large drops cut exploration short."
-    ),
-    "cosine": (
-        "Smooth cosine against sharp drops: step decay gives an immediate gain after each drop but then sits on a "
-        "new plateau, and its milestones are extra hyperparameters. The cosine (Loshchilov & Hutter, SGDR, 2017) "
-        "keeps the LR high for longer at the start, then lowers it continuously and reaches about zero exactly at "
-        "the end, so the model always finishes fully annealed without any milestone to tune. Warm restarts reset "
-        "the LR to its peak at the start of each cycle: the loss rises and the accuracy dips, then both recover "
-        "as the cycle anneals. A run's final accuracy depends on whether its last cycle has annealed by the end "
-        "of training; restarts buy good intermediate snapshots, not necessarily a better final model."
-    ),
-    "poly": (
-        "The power shapes where the LR budget is spent: lr(t) = (lr0 - lr_end) (1 - t/T)^p + lr_end. "
-        "With p > 1 the LR falls fast at first and lingers at small values, so most epochs train with a low LR; "
-        "with p < 1 it stays near its peak for most of training and falls steeply at the end; p = 1 is the "
-        "linear decay in between. All reach the end value at the last step, so the difference is how much "
-        "high-LR exploration each leaves before annealing."
-    ),
-    "warmup": (
-        "Why warmup helps: at initialization the gradients are large and the curvature is high, so a large LR "
-        "can throw the weights (and batch-norm statistics) into a region the model does not recover from, or "
-        "overflow to NaN. Ramping the LR up linearly over the first epochs lets the network reach a flatter "
-        "region before the full step size applies (Goyal et al., 2017, for large-batch SGD). For Adam there is "
-        "a second reason: its second-moment estimate is averaged over only a few steps early on, so the "
-        "per-parameter step sizes are poorly conditioned and can be very large until the estimate settles "
-        "(Liu et al., 2020, RAdam); a warmup keeps the updates small during that time. Warmup followed by a "
-        "cosine adds the annealing benefit of the decay on top of the stable start."
-    ),
-}
-
-
 def comparison(groups, exercise, numbers, early_epochs):
     cells = {g.label: group_cells(g) for g in groups}
     paragraphs = [
@@ -674,7 +406,7 @@ def comparison(groups, exercise, numbers, early_epochs):
         _accuracy_sentence(groups, cells, numbers),
         _stability_sentence(groups, cells, numbers, early_epochs),
     ]
-    paragraphs += _exercise_sentences(exercise, groups, cells, numbers)
+    paragraphs += STUDIES[exercise].sentences(groups, cells, numbers) if exercise else []
     if len(groups) > 1 and all(len(g.stats) == 1 for g in groups):
         paragraphs.append(
             "Caution: every configuration has a single seed, so none of these differences can be told "
@@ -705,26 +437,8 @@ def _curves(groups):
 
 
 def focus_figures(exercise, groups):
-    """(file name, title, groups) of the exercise's extra figures."""
-    sched = {g.label: _schedule(g) for g in groups}
-    if exercise == "step":
-        _, base_step = _step_roles(groups)
-        base = [g for g in groups if sched[g.label] == "constant" or g is base_step]
-        grid = [g for g in groups if sched[g.label] == "step"]
-        return [("curves_base.png", "constant vs step decay", base),
-                ("curves_challenge.png", "step decay: factor x milestones", grid)]
-    if exercise == "cosine":
-        base = [g for g in groups if sched[g.label] != "cosine_restarts"]
-        restarts = [g for g in groups if sched[g.label] in ("cosine_restarts", "cosine")]
-        return [("curves_base.png", "cosine vs step decay", base),
-                ("curves_restarts.png", "warm restarts", restarts)]
-    if exercise == "warmup":
-        out = []
-        for opt in sorted({str(g.flags.get("optimizer")) for g in groups}):
-            mine = [g for g in groups if str(g.flags.get("optimizer")) == opt]
-            out.append((f"curves_{opt}.png", f"{opt}: warmup or not", mine))
-        return out
-    return []
+    """(file name, title, groups) of the exercise's extra figures (`Study.figures`)."""
+    return STUDIES[exercise].figures(groups) if exercise else []
 
 
 def _output_files(exercise, groups):
@@ -758,7 +472,7 @@ def build_report(run_dirs, out_dir, exercise=None, target=None, target_fraction=
     Args:
         run_dirs: run directories, in the order the table should follow.
         out_dir: output folder (created).
-        exercise: one of `EXERCISES` to add that exercise's focus figures,
+        exercise: one of `studies.NAMES` to add that exercise's focus figures,
             sentences and theory; None for a generic comparison.
         target: absolute validation accuracy in (0, 1] for "epochs to target";
             None for `target_fraction` of the best run's best.
@@ -772,8 +486,8 @@ def build_report(run_dirs, out_dir, exercise=None, target=None, target_fraction=
         FileExistsError: an output file exists and `overwrite` is False.
         ValueError: bad arguments, or no finished run.
     """
-    if exercise is not None and exercise not in EXERCISES:
-        raise ValueError(f"report: exercise must be one of {list(EXERCISES)}, received exercise={exercise!r}")
+    if exercise is not None and exercise not in STUDIES:
+        raise ValueError(f"report: exercise must be one of {list(NAMES)}, received exercise={exercise!r}")
     if not isinstance(early_epochs, int) or early_epochs < 1:
         raise ValueError(f"report: early_epochs must be an integer >= 1, received early_epochs={early_epochs!r}")
     if target is not None and not 0 < target <= 1:
@@ -837,7 +551,7 @@ def build_report(run_dirs, out_dir, exercise=None, target=None, target_fraction=
     md += ["## Figures", ""] + [f"![{t}]({n})" for n, t in figures] + [""]
     md += ["## Comparison", ""] + [p + "\n" for p in comparison(groups, exercise, numbers, early_epochs)]
     if exercise:
-        md += ["## Theory", "", THEORY[exercise], ""]
+        md += ["## Theory", "", STUDIES[exercise].theory, ""]
     path = os.path.join(out_dir, "report.md")
     with open(path, "w") as f:
         f.write("\n".join(md).rstrip("\n") + "\n")
@@ -866,7 +580,7 @@ def parse_args(argv):
                        help="target = this fraction of the best run's best val accuracy (default 0.95)")
     parser.add_argument("--early_epochs", type=cli.positive_int, default=DEFAULT_EARLY_EPOCHS,
                         help="epochs in the early-stability window (default 5)")
-    parser.add_argument("--exercise", choices=EXERCISES, help="add that exercise's figures and text")
+    parser.add_argument("--exercise", choices=NAMES, help="add that exercise's figures and text")
     parser.add_argument("--title")
     return parser.parse_args(argv)
 

@@ -16,7 +16,8 @@ process is training (it holds the run's lock) is reported and not started twice.
 are done, ``<log_dir>/<exercise>/report.md`` and its figures are regenerated
 from the run folders (derived data, so they are replaced each time).
 
-Run definitions (fractions of ``--epochs``, milestones rounded half up):
+Run definitions (fractions of ``--epochs``, milestones rounded half up; each study is
+one module of ``experiments.studies``):
   step:   constant LR; step decay with factor {0.1, 0.2, 0.5} x milestones
           {30/60/80, 50/75, 25/50/75}% (x0.1 at 30/60/80% is the base run).
   cosine: step x0.1 at 30/60/80% (the reference), cosine to 0 at the base LR and
@@ -64,76 +65,26 @@ from experiments import parallel
 from experiments import report
 from experiments import rundir
 from experiments import runlock
+from experiments.studies import NAMES, STUDIES
+from experiments.studies import step as step_study
+from experiments.studies.common import SuiteError, UnknownLR, fmt_g
 
-EXERCISES = ("step", "cosine", "poly", "warmup")
-STEP_FACTORS = (0.1, 0.2, 0.5)
-STEP_MILESTONES = ((0.3, 0.6, 0.8), (0.5, 0.75), (0.25, 0.5, 0.75))
-BASE_FACTOR, BASE_MILESTONES = 0.1, (0.3, 0.6, 0.8)
-RESTART_T0 = (0.10, 0.25)
-RESTART_T_MULT = (1.0, 2.0)
-POLY_POWERS = (0.5, 2.0, 3.0)  # plus linear decay, which is power 1
-DEFAULT_HIGHER_LR_FACTOR = 3.0
-# The warmup study's "deliberately large" LRs: where the LR range test's smoothed
-# loss turns up (measured with simple_cnn, batch 128, 5,000 CIFAR-10 training
-# images: Adam's rises from about 0.1, SGD with momentum 0.9's from about 0.6).
-DEFAULT_ADAM_LR = 0.1
-DEFAULT_SGD_LR = 1.0
-DEFAULT_WARMUP_EPOCHS = 5.0
-# Flags the run definitions set; they cannot be passed through.
+# Flags every study's run definitions set; they cannot be passed through
+# (each study's `owned_flags` adds its own).
 OWNED_FLAGS = frozenset(
     set(runner_flags.ALL_SCHEDULE_FLAGS)
     | {"schedule", "lr", "warmup_epochs", "warmup_start_lr", "seed", "run_name", "log_dir",
        "overwrite", "epochs", "train_subset", "image_folder", "model", "batch_size"}
 )
-# Also owned by the warmup exercise (it picks the optimizer per run).
-WARMUP_OWNED_FLAGS = frozenset({"optimizer", "momentum", "nesterov"})
 LR_FIND_DIR = "lr_find"
 # Constant LRs of the tuning sweep, as multiples of the range test's minimum-loss LR.
 SWEEP_FACTORS = (0.1, 0.3, 1.0)
-
-
-class SuiteError(ValueError):
-    """A bad suite flag or an inconsistent plan; the message is one line."""
-
-
-class UnknownLR(str):
-    """A base LR known only once the LR range test has run (shown by --dry_run)."""
-
-    def __format__(self, spec):
-        return str(self)
-
-
-def _g(value):
-    return format(value, "g")
-
-
-def _scaled(lr, factor):
-    if isinstance(lr, UnknownLR):
-        return UnknownLR(f"{_g(factor)}xLR")
-    return float(f"{lr * factor:.6g}")
+# The sweep's runs are the step study's constant run at each candidate LR, in its folder.
+SWEEP_EXERCISE = step_study.NAME
 
 
 # ----------------------------------------------------------------------------
-# Arithmetic of the definitions.
-
-
-def milestone_epochs(fractions, epochs):
-    """Milestones in epochs: each fraction of `epochs` rounded half up.
-
-    Raises:
-        SuiteError: unless they are strictly increasing, > 0 and < epochs.
-    """
-    milestones = [math.floor(f * epochs + 0.5) for f in fractions]
-    ok = milestones[0] > 0 and milestones[-1] < epochs
-    ok = ok and all(b > a for a, b in zip(milestones, milestones[1:]))
-    if not ok:
-        percent = "/".join(_g(100 * f) for f in fractions)
-        raise SuiteError(
-            f"suite: --epochs={epochs} is too short for the milestones at {percent}% of training "
-            f"(they round to epochs {milestones}, which must be strictly increasing, > 0 and < {epochs}); "
-            "use more --epochs"
-        )
-    return milestones
+# The definitions.
 
 
 def parse_seeds(text):
@@ -154,75 +105,20 @@ def parse_seeds(text):
     return seeds
 
 
-@dataclasses.dataclass(frozen=True)
-class Definition:
-    """One training setting of an exercise (all seeds share it)."""
+def definitions(exercise, epochs, lr=None, **settings):
+    """The exercise's run definitions (`Study.definitions`), deduplicated, in a fixed order.
 
-    name: str
-    flags: tuple  # ((runner flag, value), ...)
-
-
-def _definition(name, **flags):
-    return Definition(name, tuple(flags.items()))
-
-
-def _step_def(lr, factor, fractions, epochs):
-    ms = milestone_epochs(fractions, epochs)
-    return _definition(
-        f"step_x{_g(factor)}_m{'-'.join(map(str, ms))}_lr{_g(lr)}",
-        schedule="step", lr=lr, milestones=",".join(map(str, ms)), factor=factor,
-    )
-
-
-def definitions(exercise, epochs, lr=None, higher_lr_factor=DEFAULT_HIGHER_LR_FACTOR,
-                adam_lr=DEFAULT_ADAM_LR, sgd_lr=DEFAULT_SGD_LR, warmup_epochs=DEFAULT_WARMUP_EPOCHS):
-    """The exercise's run definitions, deduplicated, in a fixed order.
-
-    `lr` is the base LR of step, cosine and poly (unused by warmup).
+    `lr` is the base LR of the studies that need one (unused by warmup);
+    `settings` are study flags (`higher_lr_factor`, `adam_lr`, ...), each
+    study reading its own and taking its default for a missing one.
     """
-    if exercise == "step":
-        defs = [_definition(f"constant_lr{_g(lr)}", schedule="constant", lr=lr)]
-        defs += [_step_def(lr, BASE_FACTOR, BASE_MILESTONES, epochs)]
-        defs += [_step_def(lr, f, m, epochs) for m in STEP_MILESTONES for f in STEP_FACTORS]
-    elif exercise == "cosine":
-        high = _scaled(lr, higher_lr_factor)
-        defs = [_step_def(lr, BASE_FACTOR, BASE_MILESTONES, epochs)]
-        defs += [_definition(f"cosine_lr{_g(x)}", schedule="cosine", lr=x) for x in (lr, high)]
-        for t0 in RESTART_T0:
-            t0_epochs = float(f"{t0 * epochs:.6g}")
-            for t_mult in RESTART_T_MULT:
-                defs.append(_definition(
-                    f"restarts_t{_g(t0_epochs)}_tm{_g(t_mult)}_lr{_g(lr)}",
-                    schedule="cosine_restarts", lr=lr, t0=t0_epochs, t_mult=t_mult,
-                ))
-    elif exercise == "poly":
-        defs = [_definition(f"linear_lr{_g(lr)}", schedule="linear", lr=lr)]
-        defs += [_definition(f"poly_p{_g(p)}_lr{_g(lr)}", schedule="poly", lr=lr, power=p) for p in POLY_POWERS]
-    elif exercise == "warmup":
-        if not warmup_epochs < epochs:
-            raise SuiteError(
-                f"suite: --epochs must be > --warmup_epochs={_g(warmup_epochs)} for the warmup exercise, "
-                f"received --epochs={epochs}"
-            )
-        defs = []
-        for optimizer, big_lr in (("adam", adam_lr), ("sgd", sgd_lr)):
-            w = _g(warmup_epochs)
-            defs += [
-                _definition(f"{optimizer}_constant_lr{_g(big_lr)}", optimizer=optimizer, schedule="constant",
-                            lr=big_lr),
-                _definition(f"{optimizer}_warmup{w}_constant_lr{_g(big_lr)}", optimizer=optimizer,
-                            schedule="constant", lr=big_lr, warmup_epochs=warmup_epochs),
-                _definition(f"{optimizer}_warmup{w}_cosine_lr{_g(big_lr)}", optimizer=optimizer,
-                            schedule="cosine", lr=big_lr, warmup_epochs=warmup_epochs),
-            ]
-    else:
-        raise SuiteError(f"suite: --exercise must be one of {list(EXERCISES) + ['all']}, received {exercise!r}")
-    unique = {}
-    for d in defs:  # the same setting listed twice (the base step run) trains once
-        if d.name in unique and unique[d.name] != d:
-            raise SuiteError(f"suite: internal error, two settings named {d.name}")
-        unique.setdefault(d.name, d)
-    return list(unique.values())
+    if exercise not in STUDIES:
+        raise SuiteError(f"suite: --exercise must be one of {list(NAMES) + ['all']}, received {exercise!r}")
+    known = {x.name for study in STUDIES.values() for x in study.settings}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise TypeError(f"definitions: unknown study settings {unknown}, the settings are {sorted(known)}")
+    return STUDIES[exercise].definitions(epochs, lr, **settings)
 
 
 # ----------------------------------------------------------------------------
@@ -245,7 +141,7 @@ def _flag_text(value):
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return _g(value)
+        return fmt_g(value)
     return str(value)
 
 
@@ -271,7 +167,7 @@ def plan_runs(exercises, lr, options, passthrough=()):
     before it has any with two.
 
     Args:
-        exercises: names from `EXERCISES`.
+        exercises: names from `studies.NAMES`.
         lr: base LR of the SGD exercises (None only when none of them is planned).
         options: parsed suite arguments (epochs, seeds, common runner flags,
             warmup and LR settings).
@@ -279,10 +175,8 @@ def plan_runs(exercises, lr, options, passthrough=()):
     """
     planned = []
     for exercise in exercises:
-        defs = definitions(
-            exercise, options.epochs, lr=lr, higher_lr_factor=options.higher_lr_factor,
-            adam_lr=options.adam_lr, sgd_lr=options.sgd_lr, warmup_epochs=options.warmup_epochs,
-        )
+        study = STUDIES[exercise]
+        defs = study.definitions(options.epochs, lr, **study.values(options))
         for seed in options.seeds:  # every setting once before any second seed
             planned += [planned_run(exercise, d, seed, options, passthrough) for d in defs]
     return planned
@@ -389,8 +283,7 @@ def sweep_candidates(found):
 def sweep_runs(candidates, options, passthrough=()):
     """Constant-LR runs at each candidate, first seed only, in <log_dir>/step."""
     seed = options.seeds[0]
-    return [planned_run("step", _definition(f"constant_lr{_g(lr)}", schedule="constant", lr=lr), seed, options,
-                        passthrough) for lr in candidates]
+    return [planned_run(SWEEP_EXERCISE, step_study.constant(lr), seed, options, passthrough) for lr in candidates]
 
 
 def choose_lr(runs):
@@ -416,10 +309,10 @@ def choose_lr(runs):
 
 def sweep_note(lr, candidates, found, seed):
     return (
-        f"Base LR of the SGD runs: {_g(lr)}, tuned by a short sweep: constant-LR runs at "
-        f"{', '.join(_g(c) for c in candidates)} (seed {seed}), the one with the best final val accuracy "
+        f"Base LR of the SGD runs: {fmt_g(lr)}, tuned by a short sweep: constant-LR runs at "
+        f"{', '.join(fmt_g(c) for c in candidates)} (seed {seed}), the one with the best final val accuracy "
         f"wins. The candidates are the LR range test's minimum-loss LR, {found['min_loss_lr']:.3g}, times "
-        f"{', '.join(_g(f) for f in SWEEP_FACTORS)}, rounded to two significant digits "
+        f"{', '.join(fmt_g(f) for f in SWEEP_FACTORS)}, rounded to two significant digits "
         f"(range test: `{LR_FIND_DIR}/lr_find.png` under the log folder; its own suggestion, minimum / 10, "
         f"was {found['suggested_lr']:.3g}). The constant run and every decaying schedule start from it."
     )
@@ -440,7 +333,7 @@ def resolve_base_lr(options, passthrough, engine):
     `parallel.Scheduler`) runs the range test and the sweep.
     """
     if options.lr is not None:
-        return options.lr, [], f"Base LR of the SGD runs: {_g(options.lr)}, given with --lr (not tuned by the suite)."
+        return options.lr, [], f"Base LR of the SGD runs: {fmt_g(options.lr)}, given with --lr (not tuned by the suite)."
     lr_dir = os.path.join(options.log_dir, LR_FIND_DIR)
     found = read_lr_find(lr_dir)
     if found is None:
@@ -448,7 +341,7 @@ def resolve_base_lr(options, passthrough, engine):
         if options.dry_run:
             print(" ".join(command))
             print("# then constant-LR runs at the range test's minimum-loss LR x "
-                  + ", ".join(_g(f) for f in SWEEP_FACTORS) + "; LR below: the best of them")
+                  + ", ".join(fmt_g(f) for f in SWEEP_FACTORS) + "; LR below: the best of them")
             return UnknownLR("LR"), [], ""
         print("[suite] no --lr given: running the LR range test first", flush=True)
         if engine.range_test(command, lr_dir) != 0 or read_lr_find(lr_dir) is None:
@@ -470,7 +363,7 @@ def resolve_base_lr(options, passthrough, engine):
         lr, _ = choose_lr(sweep)
     except SuiteError as e:
         raise LrUnavailable(str(e)) from None
-    print(f"[suite] base LR {_g(lr)}: best final val accuracy of the constant-LR sweep", flush=True)
+    print(f"[suite] base LR {fmt_g(lr)}: best final val accuracy of the constant-LR sweep", flush=True)
     return lr, sweep, sweep_note(lr, candidates, found, options.seeds[0])
 
 
@@ -569,8 +462,8 @@ def write_reports(runs, exercises, options, notes):
         missing = [r.name for r in runs if r.exercise == exercise and not is_finished(r)]
         if missing:
             extra.append("Planned but not finished (failed or interrupted): " + ", ".join(f"`{m}`" for m in missing) + ".")
-        # The warmup study looks at the warmup and the first epochs at the full LR after it.
-        early = math.ceil(options.warmup_epochs) + 3 if exercise == "warmup" else report.DEFAULT_EARLY_EPOCHS
+        study = STUDIES[exercise]
+        early = study.early_epochs(**study.values(options)) if study.early_epochs else report.DEFAULT_EARLY_EPOCHS
         paths.append(report.build_report(
             dirs, os.path.join(options.log_dir, exercise), exercise=exercise,
             title=f"Exercise: {exercise}", notes=extra, overwrite=True, early_epochs=early,
@@ -609,7 +502,7 @@ def _check_parallel_flags(options, parser):
 
 def parse_args(argv):
     parser = cli.Parser("suite", description=__doc__.split("\n")[0])
-    parser.add_argument("--exercise", required=True, choices=EXERCISES + ("all",))
+    parser.add_argument("--exercise", required=True, choices=NAMES + ("all",))
     parser.add_argument("--epochs", type=cli.positive_int, default=runner_flags.FLAGS["epochs"].default)
     parser.add_argument("--seeds", default="1", help="a count (2: seeds 0 and 1) or a list (0,3; one seed: 7,)")
     parser.add_argument("--train_subset", type=cli.positive_int)
@@ -618,12 +511,8 @@ def parse_args(argv):
     parser.add_argument("--batch_size", type=cli.positive_int)
     parser.add_argument("--log_dir", default="logs")
     parser.add_argument("--lr", type=cli.positive_float, help="base LR of step/cosine/poly (default: tuned by the LR range test and a constant-LR sweep)")
-    parser.add_argument("--higher_lr_factor", type=cli.positive_float, default=DEFAULT_HIGHER_LR_FACTOR,
-                        help="cosine: the higher LR is this times the base LR")
-    parser.add_argument("--adam_lr", type=cli.positive_float, default=DEFAULT_ADAM_LR, help="warmup: Adam's large LR")
-    parser.add_argument("--sgd_lr", type=cli.positive_float, default=DEFAULT_SGD_LR, help="warmup: SGD's large LR")
-    parser.add_argument("--warmup_epochs", type=cli.positive_float, default=DEFAULT_WARMUP_EPOCHS,
-                        help="warmup: length of the linear warmup in epochs")
+    for setting in (x for study in STUDIES.values() for x in study.settings):
+        parser.add_argument(f"--{setting.name}", type=cli.positive_float, default=setting.default, help=setting.help)
     parser.add_argument("--dry_run", action="store_true", help="print the planned commands and exit")
     parser.add_argument("--parallel", type=cli.positive_int, default=1,
                         help="train up to this many runs at once, on Ray (1: one by one, without Ray)")
@@ -640,8 +529,8 @@ def parse_args(argv):
         options.seeds = parse_seeds(options.seeds)
     except SuiteError as e:
         parser.exit(2, f"{e}\n")
-    exercises = EXERCISES if options.exercise == "all" else (options.exercise,)
-    owned = OWNED_FLAGS | (WARMUP_OWNED_FLAGS if "warmup" in exercises else frozenset())
+    exercises = NAMES if options.exercise == "all" else (options.exercise,)
+    owned = OWNED_FLAGS.union(*(STUDIES[e].owned_flags for e in exercises))
     for arg in rest:
         if not arg.startswith("--"):
             parser.exit(2, f"suite: pass runner flags as --name=value, received {arg!r}\n")
@@ -662,7 +551,7 @@ def main(argv=None, call=subprocess.call, make_pool=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         for exercise in exercises:  # arithmetic errors before anything runs
-            definitions(exercise, options.epochs, lr=1.0, warmup_epochs=options.warmup_epochs)
+            STUDIES[exercise].definitions(options.epochs, 1.0, **STUDIES[exercise].values(options))
         engine = Sequential(call) if options.parallel == 1 else _scheduler(options, make_pool)
     except (SuiteError, parallel.SetupError) as e:
         print(e, file=sys.stderr)
@@ -688,7 +577,7 @@ def _interrupted(engine, message):
 
 
 def _run(options, exercises, passthrough, engine):
-    needs_lr = any(e != "warmup" for e in exercises)
+    needs_lr = any(STUDIES[e].needs_base_lr for e in exercises)
     try:
         if needs_lr and options.lr is None and not options.dry_run:
             _plan_ahead(options, exercises, passthrough, engine)
@@ -697,7 +586,7 @@ def _run(options, exercises, passthrough, engine):
         except KeyboardInterrupt:
             return _interrupted(engine, "interrupted while tuning the LR: run the same command again to resume")
         runs = plan_runs(exercises, lr, options, passthrough)
-        if "step" in exercises:  # the sweep's runs belong to the step study, first
+        if SWEEP_EXERCISE in exercises:  # the sweep's runs belong to the step study, first
             in_sweep = {r.run_dir for r in sweep}
             runs = sweep + [r for r in runs if r.run_dir not in in_sweep]
         for run in runs:
@@ -723,12 +612,7 @@ def _run(options, exercises, passthrough, engine):
     except parallel.SetupError as e:
         print(e, file=sys.stderr)
         return 2
-    notes = {e: [note] for e in exercises if e != "warmup" and note}
-    notes["warmup"] = [
-        f"Deliberately large LRs: Adam {_g(options.adam_lr)}, SGD {_g(options.sgd_lr)}; "
-        f"warmup: linear from 0 over the first {_g(options.warmup_epochs)} epochs."
-    ]
-    for path in write_reports(runs, exercises, options, notes):
+    for path in write_reports(runs, exercises, options, _notes(exercises, options, note)):
         print(f"[suite] wrote {path}")
     if failed:
         print(f"[suite] {len(failed)} of {len(runs)} runs failed or were in use by another process "
@@ -738,21 +622,33 @@ def _run(options, exercises, passthrough, engine):
     return 0
 
 
+def _notes(exercises, options, lr_note):
+    """{exercise: [report note]}: the study's own note, else the base-LR note when it has one."""
+    notes = {}
+    for exercise in exercises:
+        study = STUDIES[exercise]
+        if study.note is not None:
+            notes[exercise] = [study.note(**study.values(options))]
+        elif study.needs_base_lr and lr_note:
+            notes[exercise] = [lr_note]
+    return notes
+
+
 def _plan_ahead(options, exercises, passthrough, engine):
-    """Before the LR is tuned: the warmup runs may train meanwhile; how many runs will follow.
+    """Before the LR is tuned: the runs needing no base LR (warmup) may train meanwhile; how many follow.
 
     The count (the range test if not done, the sweep, the runs at the tuned
     LR less the sweep's winner, which the step study shares) is for the
     progress line only.
     """
-    background = plan_runs(["warmup"], None, options, passthrough) if "warmup" in exercises else []
+    background = plan_runs([e for e in exercises if not STUDIES[e].needs_base_lr], None, options, passthrough)
     for run in background:
         if is_finished(run):
             check_finished_run(run)
     found = read_lr_find(os.path.join(options.log_dir, LR_FIND_DIR))
     tuning = len(SWEEP_FACTORS) + 1 if found is None else len(sweep_candidates(found))
-    sgd = [e for e in exercises if e != "warmup"]
-    later = len(plan_runs(sgd, 1.0, options, passthrough)) - ("step" in sgd)
+    sgd = [e for e in exercises if STUDIES[e].needs_base_lr]
+    later = len(plan_runs(sgd, 1.0, options, passthrough)) - (SWEEP_EXERCISE in sgd)
     engine.plan_ahead(background, tuning + later)
 
 

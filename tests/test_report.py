@@ -8,6 +8,7 @@ import statistics
 import pytest
 
 from experiments import report
+from experiments.studies import common, cosine, step
 
 HEADER = "epoch,learning_rate,loss,accuracy,val_loss,val_accuracy,epoch_seconds"
 
@@ -249,8 +250,8 @@ def test_step_exercise_sensitivity_and_figures(tmp_path):
     assert f"ranges over {expected} points" in text
     assert "Step decay (`step_0.1_3-6-8`) ended at" in text  # 3,6,8 of 10 epochs = 30/60/80%
     # First milestone 3: val accuracy after (0-based) epoch 3 minus after epoch 2, in points.
-    assert f"| {report.JUMP} | 15.00 | `step_0.1_3-6-8` |" in text  # 0.20 -> 0.35
-    assert f"| {report.JUMP} | 0.00 | `constant` |" in text  # 0.40 -> 0.40
+    assert f"| {step.JUMP} | 15.00 | `step_0.1_3-6-8` |" in text  # 0.20 -> 0.35
+    assert f"| {step.JUMP} | 0.00 | `constant` |" in text  # 0.40 -> 0.40
     assert ("At the first drop the validation accuracy changed by 15.00 points over the first epoch at the lower "
             "LR for `step_0.1_3-6-8`, against 0.00 over the same epoch for the constant LR (`constant`)") in text
     assert "## Theory" in text and "noise" in text.split("## Theory")[1]
@@ -262,10 +263,10 @@ def test_step_exercise_sensitivity_and_figures(tmp_path):
 
 
 def test_milestones_match_rounded_fractions():
-    assert report.milestones_match({"milestones": "30,60,80", "epochs": 100}, (0.3, 0.6, 0.8))
-    assert report.milestones_match({"milestones": [2, 4, 6], "epochs": 7}, (0.3, 0.6, 0.8))  # 2.1, 4.2, 5.6
-    assert not report.milestones_match({"milestones": "50,75", "epochs": 100}, (0.3, 0.6, 0.8))
-    assert not report.milestones_match({"milestones": None, "epochs": 100}, (0.3, 0.6, 0.8))
+    assert common.milestones_match({"milestones": "30,60,80", "epochs": 100}, (0.3, 0.6, 0.8))
+    assert common.milestones_match({"milestones": [2, 4, 6], "epochs": 7}, (0.3, 0.6, 0.8))  # 2.1, 4.2, 5.6
+    assert not common.milestones_match({"milestones": "50,75", "epochs": 100}, (0.3, 0.6, 0.8))
+    assert not common.milestones_match({"milestones": None, "epochs": 100}, (0.3, 0.6, 0.8))
 
 
 def test_warmup_exercise_counts_divergence_per_optimizer(tmp_path):
@@ -295,12 +296,12 @@ def test_cosine_exercise_measures_the_restart_dips(tmp_path):
         make_run(root, "restarts_t1_seed1", [0.30, 0.50, 0.46, 0.57], [2.0, 1.5, 1.6, 1.2], seed=1,
                  schedule="cosine_restarts", t0=1.0),
     ]
-    assert report.largest_val_fall([{"val_accuracy": v} for v in (0.3, 0.5, 0.42, 0.55)]) == pytest.approx(0.08)
-    assert report.largest_val_fall([{"val_accuracy": v} for v in (0.3, 0.4)]) == 0.0
+    assert cosine.largest_val_fall([{"val_accuracy": v} for v in (0.3, 0.5, 0.42, 0.55)]) == pytest.approx(0.08)
+    assert cosine.largest_val_fall([{"val_accuracy": v} for v in (0.3, 0.4)]) == 0.0
     text = open(report.build_report(dirs, str(tmp_path / "o"), exercise="cosine")).read()
     fall = f"{statistics.mean([8.0, 4.0]):.2f}"
-    assert f"| {report.FALL} | {fall} | `restarts_t1` |" in text
-    assert f"| {report.FALL} | 0.00 | `cosine` |" in text
+    assert f"| {cosine.FALL} | {fall} | `restarts_t1` |" in text
+    assert f"| {cosine.FALL} | 0.00 | `cosine` |" in text
     assert (f"the largest one-epoch fall of validation accuracy was {fall} points for `restarts_t1`, "
             "against 0.00 for `cosine` without restarts") in text
     comparison = text.split("## Comparison")[1].split("## Theory")[0]

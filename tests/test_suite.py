@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from experiments import suite
+from experiments import studies, suite
+from experiments.studies import common
 from experiments.flags import FLAGS, RUNNER_FLAGS
 
 HEADER = "epoch,learning_rate,loss,accuracy,val_loss,val_accuracy,epoch_seconds"
@@ -90,13 +91,13 @@ def _options(**overrides):
     ],
 )
 def test_milestone_epochs(fractions, epochs, expected):
-    assert suite.milestone_epochs(fractions, epochs) == expected
+    assert common.milestone_epochs(fractions, epochs) == expected
 
 
 @pytest.mark.parametrize("fractions, epochs", [((0.3, 0.6, 0.8), 3), ((0.5, 0.75), 2), ((0.25, 0.5, 0.75), 1)])
 def test_milestones_too_short_fail_clearly(fractions, epochs):
     with pytest.raises(suite.SuiteError, match=f"--epochs={epochs} is too short .* strictly increasing, > 0 and < {epochs}"):
-        suite.milestone_epochs(fractions, epochs)
+        common.milestone_epochs(fractions, epochs)
 
 
 def test_parse_seeds():
@@ -403,7 +404,7 @@ def test_every_planned_command_passes_the_runners_flag_checks(tmp_path, epochs):
     from experiments.flags import FLAGS
 
     options = _options(epochs=epochs, seeds=[0, 1], log_dir=str(tmp_path), train_subset=1000, warmup_epochs=5.0)
-    runs = suite.plan_runs(list(suite.EXERCISES), 0.05, options, passthrough=["--weight_decay=0.001"])
+    runs = suite.plan_runs(list(studies.NAMES), 0.05, options, passthrough=["--weight_decay=0.001"])
     sweep = suite.sweep_runs([0.005, 0.015, 0.05], options, passthrough=["--weight_decay=0.001"])
     assert sweep[2] == runs[0]  # the sweep's winner is the step study's constant run
     assert len({r.run_dir for r in runs}) == len(runs)

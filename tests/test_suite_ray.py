@@ -23,7 +23,7 @@ import pytest
 from run_helpers import make_image_folder, read_history, snapshot
 from test_suite import FakeRunner
 
-from experiments import parallel, runlock, suite
+from experiments import parallel, runlock, studies, suite
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRESS = re.compile(r"^\[suite\] .+ \| \d+ done, (\d+ failed, )?\d+ running, \d+ left; elapsed \d+:\d\d:\d\d, "
@@ -173,7 +173,7 @@ def test_tuning_ends_before_the_runs_that_need_its_lr(tmp_path, capsys):
     assert "| 0 done, 1 running, 29 left;" in events[0]  # the 30 jobs counted from the start
     assert events[-1].split(" | ")[1].startswith("30 done, 0 running, 0 left; ")
     assert events[-1].endswith("estimated remaining 0:00:00")
-    for exercise in suite.EXERCISES:
+    for exercise in studies.NAMES:
         assert os.path.exists(os.path.join(log_dir, exercise, "report.md"))
 
 
