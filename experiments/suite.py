@@ -509,7 +509,7 @@ def parse_args(argv):
     parser.add_argument("--image_folder")
     parser.add_argument("--model", choices=runner_flags.MODELS)
     parser.add_argument("--batch_size", type=cli.positive_int)
-    parser.add_argument("--log_dir", default="logs")
+    parser.add_argument("--log_dir", default=runner_flags.FLAGS["log_dir"].default)
     parser.add_argument("--lr", type=cli.positive_float, help="base LR of step/cosine/poly (default: tuned by the LR range test and a constant-LR sweep)")
     for setting in (x for study in STUDIES.values() for x in study.settings):
         parser.add_argument(f"--{setting.name}", type=cli.positive_float, default=setting.default, help=setting.help)
