@@ -1,15 +1,28 @@
-"""Shared helpers of the runner tests: tiny generated image folders, flag parsing."""
+"""Shared helpers of the runner tests: tiny generated image folders, flag parsing, killed runs."""
 
+import concurrent.futures
 import contextlib
 import csv
+import functools
 import glob
 import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 from PIL import Image
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# 24 of the 40 training images, batch 8: 3 steps per epoch, 9 steps in 3 epochs.
+# Warmup 1 epoch (3 steps) from 0.01 to 0.05, then cosine over the 6 remaining steps:
+# epoch 0 starts at step 0 (0.01), epoch 1 at step 3 (0.05), epoch 2 at step 6
+# (cosine halfway: 0.025).
+TINY = ["--train_subset=24", "--epochs=3", "--batch_size=8", "--lr=0.05", "--schedule=cosine",
+        "--warmup_epochs=1", "--warmup_start_lr=0.01"]
+TINY_LRS = [0.01, 0.05, 0.025]
 
 
 def make_image_folder(root, classes=10, train_per_class=4, test_per_class=2, size=32,
@@ -91,3 +104,84 @@ def check_completed_summary(summary, rows):
     assert summary["best_epoch"] == best
     assert summary["final_loss"] == rows[-1]["loss"]
     assert abs(summary["wall_seconds"] - sum(r["epoch_seconds"] for r in rows)) <= 2e-3
+
+
+def two_at_a_time(jobs):
+    """Calls the functions `jobs` (no arguments) two at a time, in threads; returns their results.
+
+    For jobs that each wait on child processes of their own and do not depend on each other:
+    a child spends most of its time on one core (importing TensorFlow, tracing), so on this
+    2-core machine two at once take little longer than one.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda job: job(), jobs))
+
+
+# Runs of TINY killed by SIGKILL (the runner's test hook, "<epoch>:before_backup" or
+# "<epoch>:after_backup"). Each is a list of attempts in one run directory, each the same
+# command again with its own extra flags (flags that may differ between attempts).
+KILLS = {
+    "1:after_backup": [("1:after_backup", [])],
+    "0:after_backup every 2": [("0:after_backup", ["--backup_every=2"])],
+    # Then the same command again, killed after epoch 1 in calls of 2 steps then 1.
+    "0:before_backup, then 1:after_backup every 2 steps": [
+        ("0:before_backup", []), ("1:after_backup", ["--steps_per_execution=2"])],
+}
+
+
+class ChildJobs:
+    """Results of named jobs that wait on child processes of their own, each made once.
+
+    `get({name: (weight, job)})`: {name: result}; the jobs not made yet run two at a time
+    (`two_at_a_time`), the heaviest first (`weight`: about how many runs the job makes).
+    """
+
+    def __init__(self):
+        self.made = {}
+
+    def get(self, jobs):
+        missing = sorted((name for name in jobs if name not in self.made),
+                         key=lambda name: -jobs[name][0])
+        self.made.update(zip(missing, two_at_a_time([jobs[name][1] for name in missing])))
+        return {name: self.made[name] for name in jobs}
+
+
+class KilledRuns:
+    """The runs of KILLS, each made in subprocesses by a job for `ChildJobs`.
+
+    A run: {"log_dir": the --log_dir of its run "r" (copy it before resuming it), "attempts":
+    [{kill_at, extra, returncode, stdout, stderr, rows, backup, summary}]}, with the history
+    rows and whether backup/ and summary.json existed right after each attempt.
+    """
+
+    def __init__(self, root, folder):
+        self.root, self.folder = str(root), str(folder)
+
+    def argv(self, log_dir, *extra):
+        """The command's flags: run "r" of TINY on the folder, under `log_dir`."""
+        return [f"--image_folder={self.folder}", f"--log_dir={log_dir}", "--run_name=r", *TINY,
+                *extra]
+
+    def jobs(self, *names):
+        """{name: (weight, job)} of the runs `names`, for `ChildJobs.get`."""
+        return {name: (len(KILLS[name]), functools.partial(self._make, name)) for name in names}
+
+    def _make(self, name):
+        log_dir = os.path.join(self.root, f"kill{list(KILLS).index(name)}")
+        run_dir = os.path.join(log_dir, "r")
+        attempts = []
+        for kill_at, extra in KILLS[name]:
+            env = {**os.environ, "EXPERIMENTS_TEST_SIGKILL": kill_at, "TF_CPP_MIN_LOG_LEVEL": "2",
+                   "PYTHONUNBUFFERED": "1"}
+            result = subprocess.run([sys.executable, "-m", "experiments.run",
+                                     *self.argv(log_dir, *extra)], cwd=REPO, env=env,
+                                    capture_output=True, text=True, timeout=180)
+            rows = (read_history(run_dir)[1]
+                    if os.path.exists(os.path.join(run_dir, "history.csv")) else [])
+            attempts.append({"kill_at": kill_at, "extra": extra, "returncode": result.returncode,
+                             "stdout": result.stdout, "stderr": result.stderr, "rows": rows,
+                             "backup": os.path.exists(os.path.join(run_dir, "backup")),
+                             "summary": os.path.exists(os.path.join(run_dir, "summary.json"))})
+            if result.returncode != -9:
+                break  # the next attempt would not be "the same command again" after a kill
+        return {"log_dir": log_dir, "attempts": attempts}

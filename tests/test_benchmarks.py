@@ -1,7 +1,10 @@
 """benchmarks 2-4: each script, run as its command on a tiny generated image folder, prints its figures.
 
 The scripts are absl programs (their flags would clash in one process), so each
-runs as a subprocess, at the smallest sizes that exercise every measurement.
+runs as a subprocess, at the smallest sizes that exercise every measurement. The
+tests check what the figures say about each other, never how fast this machine is,
+so the slow ones run two at a time (`commands`); runner_overhead runs alone (its
+hooks' share of an epoch is compared across epochs).
 """
 
 import csv
@@ -11,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from run_helpers import make_image_folder
+from run_helpers import make_image_folder, two_at_a_time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUMBER = r"[\d,]+\.?\d*"
@@ -23,12 +26,50 @@ def folder(tmp_path_factory):
                              test_per_class=2, formats=("png", "jpg"), size=16)
 
 
-def run(module, *args, status=0):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    finished = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args], cwd=ROOT,
-                              env=env, capture_output=True, text=True, timeout=300)
+def start(argv, env=None):
+    """The finished subprocess `argv` (a benchmark's command) in the repository."""
+    env = env or {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def benchmark(module, *args):
+    return [sys.executable, "-m", f"benchmarks.{module}", *args]
+
+
+def outputs_of(finished, status=0):
     assert finished.returncode == status, finished.stdout + finished.stderr[-3000:]
     return finished.stdout, finished.stderr
+
+
+def run(module, *args, status=0):
+    return outputs_of(start(benchmark(module, *args)), status)
+
+
+# The model on JAX without TensorFlow (the GPU machine has Keras on JAX and no TensorFlow).
+WITHOUT_TENSORFLOW = ("import runpy, sys; sys.modules['tensorflow'] = None; "
+                      "sys.argv = ['input_pipeline', *sys.argv[1:]]; "
+                      "runpy.run_module('benchmarks.input_pipeline', run_name='__main__')")
+
+
+@pytest.fixture(scope="module")
+def commands(folder, tmp_path_factory):
+    """{name: finished subprocess} of the slow commands below, run two at a time."""
+    keep_dir = tmp_path_factory.mktemp("time_to_accuracy")
+    jobs = {  # the longest first
+        "input_pipeline": lambda: start(benchmark(
+            "input_pipeline", f"--image_folder={folder}", "--batch_size=4", "--batches=3",
+            "--model_steps=1", "--repeats=1")),
+        "time_to_accuracy": lambda: start(benchmark(
+            "time_to_accuracy", f"--image_folder={folder}", "--train_subset=12", "--epochs=2",
+            "--target_accuracy=0.01", "--runner_flags=--batch_size=4", f"--keep_dir={keep_dir}")),
+        "input_pipeline on jax": lambda: start(
+            [sys.executable, "-c", WITHOUT_TENSORFLOW, f"--image_folder={folder}",
+             "--batch_size=4", "--model_steps=1", "--repeats=1"],
+            env={**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}),
+    }
+    results = dict(zip(jobs, two_at_a_time(list(jobs.values()))))
+    results["keep_dir"] = keep_dir
+    return results
 
 
 def numbers(text):
@@ -44,9 +85,8 @@ def spread_of(line, label):
     return low, mid, high
 
 
-def test_input_pipeline_prints_rates_and_their_ratio(folder):
-    out, _ = run("input_pipeline", f"--image_folder={folder}", "--batch_size=4", "--batches=3",
-                 "--model_steps=1", "--repeats=1")
+def test_input_pipeline_prints_rates_and_their_ratio(commands):
+    out, _ = outputs_of(commands["input_pipeline"])
     assert out.startswith("command: python -m benchmarks.input_pipeline --image_folder=")
     assert "data: 16x16x3 images, batch 4, model simple_cnn" in out
     assert re.search(rf"decode pass .*: 24 training \+ 6 test = 30 images in {NUMBER} s = "
@@ -66,18 +106,9 @@ def test_input_pipeline_prints_rates_and_their_ratio(folder):
     assert 0 < low <= mid <= high
 
 
-def test_input_pipeline_without_tensorflow_measures_the_model_on_jax(folder):
+def test_input_pipeline_without_tensorflow_measures_the_model_on_jax(commands):
     # The GPU machine has Keras on JAX and no TensorFlow: tf.data parts say skipped.
-    child = ("import runpy, sys; sys.modules['tensorflow'] = None; "
-             "sys.argv = ['input_pipeline', *sys.argv[1:]]; "
-             "runpy.run_module('benchmarks.input_pipeline', run_name='__main__')")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    finished = subprocess.run(
-        [sys.executable, "-c", child, f"--image_folder={folder}", "--batch_size=4",
-         "--model_steps=1", "--repeats=1"], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=300)
-    out = finished.stdout
-    assert finished.returncode == 0, out + finished.stderr[-3000:]
+    out, _ = outputs_of(commands["input_pipeline on jax"])
     assert "tensorflow not installed, backend jax" in out
     assert "training pipeline: skipped (TensorFlow: tf.io and tf.data" in out
     assert re.search(rf"^\| model training, XLA \(fit over 1 batches\) \| {NUMBER} / ",
@@ -107,11 +138,9 @@ def test_runner_overhead_prints_epoch_times_and_ratio(folder):
                      r"\(target <= 1\.03\)$", out, re.M)
 
 
-def test_time_to_accuracy_reads_the_runs_history(folder, tmp_path):
-    out, _ = run("time_to_accuracy", f"--image_folder={folder}", "--train_subset=12",
-                 "--epochs=2", "--target_accuracy=0.01", "--runner_flags=--batch_size=4",
-                 f"--keep_dir={tmp_path}")
-    with open(tmp_path / "time_to_accuracy" / "history.csv", newline="") as f:
+def test_time_to_accuracy_reads_the_runs_history(commands):
+    out, _ = outputs_of(commands["time_to_accuracy"])
+    with open(commands["keep_dir"] / "time_to_accuracy" / "history.csv", newline="") as f:
         history = list(csv.DictReader(f))
     assert len(history) == 2
     assert "runner: python -m experiments.run " in out and "--train_subset=12" in out

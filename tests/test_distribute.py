@@ -1,9 +1,9 @@
 """--strategy (experiments.distribute) and --lr_scaling: flag errors, LR arithmetic, and real runs.
 
-The runs: MirroredStrategy over two logical CPU devices (one child process,
-next to a one-device run of the same global batch), and MultiWorkerMirroredStrategy
+The runs: MirroredStrategy over two logical CPU devices (a child process, then
+one making a one-device run of the same global batch), and MultiWorkerMirroredStrategy
 with two worker processes on 127.0.0.1, killed after its first epoch and
-resumed. Every child process runs in its own process group, killed in a
+resumed, meanwhile. Every child process runs in its own process group, killed in a
 `finally` whatever happens, under a timeout.
 """
 
@@ -18,7 +18,8 @@ import subprocess
 import sys
 
 import pytest
-from run_helpers import make_image_folder, parse, read_history, read_json, run_quietly
+from run_helpers import (make_image_folder, parse, read_history, read_json, run_quietly,
+                         two_at_a_time)
 
 from experiments import config as config_lib
 from experiments import rundir
@@ -179,17 +180,17 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from experiments import run
-log_dir, *common = sys.argv[1:]
+log_dir, strategy, *common = sys.argv[1:]
 statuses = {}
-for name, flag in (("bad", "--batch_size=7"), ("bad_last", "--train_subset=25")):
+bad = (("bad", "--batch_size=7"), ("bad_last", "--train_subset=25"))
+for name, flag in bad if strategy == "mirrored" else ():
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         statuses[name] = run.run_command(["run", f"--log_dir={log_dir}/bad",
                                           "--strategy=mirrored", *common, flag])
     statuses[name + "_stderr"] = err.getvalue()
-for name in ("default", "mirrored"):
-    statuses[name] = run.run_command(["run", f"--log_dir={log_dir}", f"--run_name={name}",
-                                      f"--strategy={name}", *common])
+statuses[strategy] = run.run_command(["run", f"--log_dir={log_dir}", f"--run_name={strategy}",
+                                      f"--strategy={strategy}", *common])
 print("STATUSES " + json.dumps(statuses))
 """
 
@@ -213,19 +214,45 @@ def tail(path, chars=3000):
         return f.read()[-chars:]
 
 
-@pytest.fixture(scope="module")
-def mirrored(folder, tmp_path_factory):
-    log_dir = tmp_path_factory.mktemp("mirrored")
-    log_path = str(log_dir) + ".log"
-    process = start([sys.executable, "-c", _MIRRORED_SCRIPT, str(log_dir),
+def _mirrored_child(folder, log_dir, strategy):
+    """(exit status, log path) of a _MIRRORED_SCRIPT child: the bad batches and the mirrored
+    run, or the default (one-device) run."""
+    log_path = f"{log_dir}.{strategy}.log"
+    process = start([sys.executable, "-c", _MIRRORED_SCRIPT, str(log_dir), strategy,
                      f"--image_folder={folder}", *TINY], {}, log_path)
     try:
         process.wait(timeout=TIMEOUT_S)
     finally:
         kill_group(process)
-    lines = [line for line in tail(log_path, 10**6).splitlines() if line.startswith("STATUSES ")]
-    assert process.returncode == 0 and lines, tail(log_path)
-    return {"log_dir": str(log_dir), "statuses": json.loads(lines[-1][len("STATUSES "):])}
+    return process.returncode, log_path
+
+
+@pytest.fixture(scope="module")
+def children(folder, tmp_path_factory):
+    """The real runs' child processes, two jobs at a time: the multi-worker attempts (two
+    workers each, which wait on each other a lot) and the two mirrored children in turn.
+
+    {"mirrored": [(exit status, log path)], "multi_worker": `_multi_worker`'s result}.
+    """
+    log_dir = tmp_path_factory.mktemp("mirrored")
+    root = tmp_path_factory.mktemp("multi_worker")
+    multi, mirrored_children = two_at_a_time([
+        lambda: _multi_worker(folder, root),
+        lambda: [_mirrored_child(folder, log_dir, strategy)
+                 for strategy in ("mirrored", "default")]])
+    return {"mirrored_log_dir": str(log_dir), "mirrored": mirrored_children,
+            "multi_worker": multi}
+
+
+@pytest.fixture(scope="module")
+def mirrored(children):
+    statuses = {}
+    for code, log_path in children["mirrored"]:
+        lines = [line for line in tail(log_path, 10**6).splitlines()
+                 if line.startswith("STATUSES ")]
+        assert code == 0 and lines, tail(log_path)
+        statuses.update(json.loads(lines[-1][len("STATUSES "):]))
+    return {"log_dir": children["mirrored_log_dir"], "statuses": statuses}
 
 
 def test_batch_not_divisible_by_the_replicas_exits_2_and_writes_nothing(mirrored):
@@ -308,8 +335,22 @@ def run_workers(argvs, tmp_dirs, logs, chief_env=None):
 
 
 @pytest.fixture(scope="module")
-def multi_worker(folder, tmp_path_factory):
-    root = tmp_path_factory.mktemp("multi_worker")
+def multi_worker(children):
+    result = children["multi_worker"]
+    if isinstance(result, AssertionError):
+        raise result
+    return result
+
+
+def _multi_worker(folder, root):
+    """The attempts below; an AssertionError (returned) where one went wrong."""
+    try:
+        return _multi_worker_attempts(folder, root)
+    except AssertionError as error:
+        return error
+
+
+def _multi_worker_attempts(folder, root):
     log_dir, tmp_dirs = root / "logs", [root / "tmp0", root / "tmp1"]
     for tmp_dir in tmp_dirs:
         tmp_dir.mkdir()

@@ -4,31 +4,25 @@ import csv
 import glob
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
 
 import pytest
-from run_helpers import (check_completed_summary, make_image_folder, read_history, read_json,
-                         run_quietly, snapshot)
+from run_helpers import (KILLS, REPO, TINY, TINY_LRS, check_completed_summary, read_history,
+                         read_json, run_quietly, snapshot)
 
 from experiments import data, run
 from experiments.flags import RUNNER_FLAGS
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADER = "epoch,learning_rate,loss,accuracy,val_loss,val_accuracy,epoch_seconds"
-# 24 of the 40 training images, batch 8: 3 steps per epoch, 9 steps in 3 epochs.
-# Warmup 1 epoch (3 steps) from 0.01 to 0.05, then cosine over the 6 remaining steps:
-# epoch 0 starts at step 0 (0.01), epoch 1 at step 3 (0.05), epoch 2 at step 6
-# (cosine halfway: 0.025).
-TINY = ["--train_subset=24", "--epochs=3", "--batch_size=8", "--lr=0.05", "--schedule=cosine",
-        "--warmup_epochs=1", "--warmup_start_lr=0.01"]
-TINY_LRS = [0.01, 0.05, 0.025]
+# TINY (run_helpers): 3 epochs of 3 steps, LR 0.01, 0.05, 0.025 at the epochs' starts.
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return make_image_folder(tmp_path_factory.mktemp("images"))
+def folder(tiny_folder):
+    return tiny_folder
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +32,16 @@ def finished(folder, tmp_path_factory):
     status, out, err = run_quietly(argv)
     assert status == 0, err
     return {"argv": argv, "dir": os.path.join(log_dir, "tiny"), "out": out, "log_dir": log_dir}
+
+
+@pytest.fixture(scope="module")
+def children(child_jobs, killed_runs, folder, tmp_path_factory):
+    """The module's child processes, two at a time: the killed runs (run_helpers.KILLS) and the
+    deterministic runs, {name: result}."""
+    log_dir = tmp_path_factory.mktemp("deterministic")
+    deterministic = (1.5, lambda: (_deterministic_runs(folder, log_dir), log_dir))
+    return child_jobs.get({**killed_runs.jobs(*KILLS),
+                           "test_run_end_to_end deterministic runs": deterministic})
 
 
 def test_history_has_one_row_per_epoch_with_the_schedules_lr(finished):
@@ -131,57 +135,83 @@ def test_other_flags_in_an_existing_run_are_an_error(finished, capsys):
     assert snapshot(finished["dir"]) == before
 
 
-def test_overwrite_reruns(folder, tmp_path):
-    argv = [f"--image_folder={folder}", f"--log_dir={tmp_path}", "--run_name=r", *TINY,
-            "--epochs=1", "--warmup_epochs=0", "--schedule=constant"]
-    argv.remove("--warmup_start_lr=0.01")
-    assert run_quietly(argv)[0] == 0
-    first = snapshot(tmp_path / "r")
+def test_overwrite_reruns(finished, folder, tmp_path):
+    shutil.copytree(finished["dir"], tmp_path / "tiny")  # a finished run, its files' times kept
+    first = snapshot(tmp_path / "tiny")
+    argv = [f"--image_folder={folder}", f"--log_dir={tmp_path}", "--run_name=tiny", *TINY]
     status, out, _ = run_quietly([*argv, "--overwrite"])
     assert status == 0 and "is complete" not in out
-    second = snapshot(tmp_path / "r")
+    second = snapshot(tmp_path / "tiny")
     assert second["summary.json"][1] > first["summary.json"][1]
 
 
-def _subprocess_run(argv, kill_at):
-    env = {**os.environ, "EXPERIMENTS_TEST_SIGKILL": kill_at, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", "experiments.run", *argv], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=180)
-
-
-@pytest.mark.parametrize("kill_at,extra,rows_left,backup_left", [
-    ("1:after_backup", [], 2, True),   # killed between epochs: resume at epoch 2
-    ("0:before_backup", [], 1, False),  # history row written, backup not: epoch 0 again
-    # The first backup comes after epoch 1 (of 0, 1, 2): epoch 0 again.
-    ("0:after_backup", ["--backup_every=2"], 1, False),
-    # 3 steps per epoch in calls of 2 then 1: the same steps, LRs and losses.
-    ("1:after_backup", ["--steps_per_execution=2"], 2, True),
-])
-def test_resume_after_kill_9_matches_an_uninterrupted_run(finished, folder, tmp_path, kill_at,
-                                                           extra, rows_left, backup_left):
-    argv = [f"--image_folder={folder}", f"--log_dir={tmp_path}", "--run_name=tiny", *TINY]
-    # The resume (and the uninterrupted run) use the defaults of `extra`: these flags
-    # may differ between attempts.
-    result = _subprocess_run(argv + extra, kill_at)
-    assert result.returncode == -9, result.stderr[-2000:]
-    run_dir = str(tmp_path / "tiny")
-    assert len(read_history(run_dir)[1]) == rows_left
-    assert os.path.exists(os.path.join(run_dir, "backup")) == backup_left
-    assert not os.path.exists(os.path.join(run_dir, "summary.json"))
-
-    status, out, err = run_quietly(argv)  # the same command again
-    assert status == 0, err
-    _, resumed = read_history(run_dir)
-    _, uninterrupted = read_history(finished["dir"])
-    assert [r["epoch"] for r in resumed] == [0, 1, 2]
-    assert [r["learning_rate"] for r in resumed] == [r["learning_rate"] for r in uninterrupted]
+def _matches_the_uninterrupted_run(rows, uninterrupted):
+    """rows are the first epochs of the uninterrupted run: its LRs, and its losses."""
+    assert [r["epoch"] for r in rows] == list(range(len(rows)))
+    uninterrupted = uninterrupted[:len(rows)]
+    assert [r["learning_rate"] for r in rows] == [r["learning_rate"] for r in uninterrupted]
     # Same batches and augmentation per epoch: the losses match the uninterrupted run too.
     for column in ("loss", "val_loss", "accuracy"):
-        assert [r[column] for r in resumed] == pytest.approx(
+        assert [r[column] for r in rows] == pytest.approx(
             [r[column] for r in uninterrupted], rel=1e-4, abs=1e-6), column
+
+
+_THEN_KILLED = "0:before_backup, then 1:after_backup every 2 steps"
+
+
+# Each case is one attempt of a run in run_helpers.KILLS (the subprocesses, made once); after
+# it comes the same command again: the run's next attempt (killed in turn: that attempt's own
+# case checks the rest) or, after its last, a resume here. The resume (and the uninterrupted
+# run) use the defaults of `extra`: these flags may differ between attempts.
+@pytest.mark.parametrize("kill_at,extra,rows_left,backup_left,run,attempt", [
+    ("1:after_backup", [], 2, True, "1:after_backup", 0),  # between epochs: resume at epoch 2
+    # History row written, backup not: epoch 0 again.
+    ("0:before_backup", [], 1, False, _THEN_KILLED, 0),
+    # The first backup comes after epoch 1 (of 0, 1, 2): epoch 0 again.
+    ("0:after_backup", ["--backup_every=2"], 1, False, "0:after_backup every 2", 0),
+    # 3 steps per epoch in calls of 2 then 1: the same steps, LRs and losses.
+    ("1:after_backup", ["--steps_per_execution=2"], 2, True, _THEN_KILLED, 1),
+], ids=["1:after_backup", "0:before_backup", "0:after_backup-backup_every=2",
+        "1:after_backup-steps_per_execution=2"])
+def test_resume_after_kill_9_matches_an_uninterrupted_run(finished, children, killed_runs, tmp_path,
+                                                           kill_at, extra, rows_left, backup_left,
+                                                           run, attempt):
+    killed = children[run]
+    attempts = killed["attempts"]
+    assert len(attempts) > attempt, attempts[-1]["stderr"][-2000:]
+    result = attempts[attempt]
+    assert (result["kill_at"], result["extra"]) == (kill_at, extra)
+    assert result["returncode"] == -9, result["stderr"][-2000:]
+    assert len(result["rows"]) == rows_left
+    assert result["backup"] == backup_left
+    assert not result["summary"]
+    resumed_from = rows_left - (0 if backup_left else 1)
+    _, uninterrupted = read_history(finished["dir"])
+
+    if attempt + 1 < len(KILLS[run]):  # the same command again, killed later
+        assert len(attempts) > attempt + 1, result["stderr"][-2000:]
+        again = attempts[attempt + 1]
+        resume = f"resume at epoch {resumed_from + 1}/3"
+        if not backup_left:
+            resume += f"; no backup yet, so the {rows_left} recorded epoch(s) are trained again"
+        assert f"({resume})" in again["stdout"], again["stdout"][-2000:]
+        # It trains from that epoch on (its epoch lines), up to its own kill.
+        trained = [int(line.split()[1].split("/")[0]) - 1 for line in again["stdout"].splitlines()
+                   if line.startswith("epoch ")]
+        assert trained == list(range(resumed_from, len(again["rows"]))), again["stdout"][-2000:]
+        _matches_the_uninterrupted_run(again["rows"], uninterrupted)
+        return
+    log_dir = tmp_path / "logs"
+    shutil.copytree(killed["log_dir"], log_dir)
+    run_dir = str(log_dir / "r")
+    status, out, err = run_quietly(killed_runs.argv(log_dir))  # the same command again
+    assert status == 0, err
+    _, resumed = read_history(run_dir)
+    assert [r["epoch"] for r in resumed] == [0, 1, 2]
+    _matches_the_uninterrupted_run(resumed, uninterrupted)
     summary = read_json(os.path.join(run_dir, "summary.json"))
     assert summary["epochs_completed"] == 3 and summary["status"] == "completed"
-    assert summary["resumed_from_epoch"] == rows_left - (0 if backup_left else 1)
+    assert summary["resumed_from_epoch"] == resumed_from
     assert not os.path.exists(os.path.join(run_dir, "backup"))
 
 
@@ -256,21 +286,25 @@ def test_mixed_bfloat16_with_xla_trains_with_the_same_lrs(folder, tmp_path):
     assert read_json(tmp_path / "bf16" / "config.json")["flags"]["jit_compile"] is True
 
 
-def test_deterministic_runs_repeat_exactly(folder, tmp_path):
-    # Op determinism is process-wide: both runs go in a child process.
+def _deterministic_runs(folder, log_dir):
+    """Runs a and b with --deterministic in one child: op determinism is process-wide."""
     script = (
         "import sys\n"
         "from experiments import run\n"
         "for name in ('a', 'b'):\n"
         "    assert run.run_command(['run', '--run_name=' + name, '--deterministic', "
         "*sys.argv[1:]]) == 0\n")
-    argv = [f"--image_folder={folder}", f"--log_dir={tmp_path}", *TINY]
+    argv = [f"--image_folder={folder}", f"--log_dir={log_dir}", *TINY]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run([sys.executable, "-c", script, *argv], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=180)
+    return subprocess.run([sys.executable, "-c", script, *argv], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_deterministic_runs_repeat_exactly(children):
+    result, log_dir = children["test_run_end_to_end deterministic runs"]
     assert result.returncode == 0, result.stderr[-2000:]
-    _, a = read_history(tmp_path / "a")
-    _, b = read_history(tmp_path / "b")
+    _, a = read_history(log_dir / "a")
+    _, b = read_history(log_dir / "b")
     for column in ("learning_rate", "loss", "accuracy", "val_loss", "val_accuracy"):
         assert [r[column] for r in a] == [r[column] for r in b], column
 

@@ -6,6 +6,7 @@ disk, an unwritable --log_dir, SIGTERM and SIGINT. Tiny generated image folder, 
 import errno
 import io
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -13,23 +14,20 @@ import sys
 import time
 
 import pytest
-from run_helpers import (make_image_folder, read_history, read_json, run_quietly, snapshot,
+from run_helpers import (REPO, TINY, TINY_LRS, read_history, read_json, run_quietly, snapshot,
                          stderr_lines)
 
 from experiments import config as config_lib
 from experiments import report, runlock, suite, train
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# As in test_run_end_to_end: 3 steps per epoch, LR 0.01, 0.05, 0.025 at the epochs' starts.
-TINY = ["--train_subset=24", "--epochs=3", "--batch_size=8", "--lr=0.05", "--schedule=cosine",
-        "--warmup_epochs=1", "--warmup_start_lr=0.01"]
-TINY_LRS = [0.01, 0.05, 0.025]
+# TINY (run_helpers), as in test_run_end_to_end: 3 steps per epoch, LR 0.01, 0.05, 0.025 at
+# the epochs' starts.
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return make_image_folder(tmp_path_factory.mktemp("images"))
+def folder(tiny_folder):
+    return tiny_folder
 
 
 def argv_for(folder, log_dir, *extra):
@@ -41,14 +39,16 @@ def _runner(argv, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def interrupted(folder, tmp_path_factory):
-    """<log_dir>/r killed by SIGKILL at the end of epoch 1: rows 0-1, backup at epoch 2."""
-    log_dir = tmp_path_factory.mktemp("interrupted")
-    command, options = _runner(argv_for(folder, log_dir), capture_output=True, timeout=180,
-                               env={**ENV, train.TEST_KILL_ENV: "1:after_backup"})
-    result = subprocess.run(command, **options)
-    assert result.returncode == -9, result.stderr[-2000:]
-    return log_dir
+def interrupted(child_jobs, killed_runs, folder):
+    """<log_dir>/r killed by SIGKILL at the end of epoch 1: rows 0-1, backup at epoch 2.
+
+    The one test_run_end_to_end resumes too (run_helpers.KILLS, made once): copy it.
+    """
+    (killed,) = child_jobs.get(killed_runs.jobs("1:after_backup")).values()
+    (attempt,) = killed["attempts"]
+    assert attempt["returncode"] == -9, attempt["stderr"][-2000:]
+    assert killed_runs.argv(killed["log_dir"]) == argv_for(folder, killed["log_dir"])
+    return pathlib.Path(killed["log_dir"])
 
 
 def copy_of(run, tmp_path):

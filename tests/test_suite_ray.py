@@ -286,12 +286,13 @@ def _suite(argv, env, **kwargs):
 
 
 def test_on_ray_two_at_once_stopped_resumed_nothing_twice_and_the_sequential_report(images, tmp_path, capsys):
-    """Four runs of 10 epochs, --parallel=2 on a local Ray with 2 CPUs; Ctrl-C once one run has
-    finished and another is under way; the same command again; then a sequential suite."""
+    """Four runs of 6 epochs, --parallel=2 on a local Ray with 2 CPUs; Ctrl-C once one run has
+    finished and another is under way (3 epochs or more to go); the same command again; then a
+    sequential suite."""
     # Two simulated GPUs: Ray gives each run its own (CUDA_VISIBLE_DEVICES), TensorFlow finds none.
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="0,1")
     log_dir = tmp_path / "logs"
-    epochs = 10
+    epochs = 6
     argv = _argv(images, log_dir, epochs)
     names = [f"{d}_lr0.05_seed0" for d in ("linear", "poly_p0.5", "poly_p2", "poly_p3")]
     dirs = [str(log_dir / "poly" / n) for n in names]
