@@ -1,6 +1,6 @@
 """Benchmark 2: is the runner's input pipeline ever the bottleneck?
 
-The runner's data path (`experiments.data`) has two stages:
+The runner's data path (`experiments.runner.data`) has two stages:
 
 1. Decode pass, once per run: every image the run uses (training images, or
    the `--train_subset`, and the test split) is read and decoded into uint8
@@ -17,7 +17,7 @@ Measured, and printed as Markdown with the command that made them:
   `--repeats` timings of `--batches` batches each (min / median / max), with
   augmentation and without (what augmentation costs);
 * the rate the model consumes images: the runner's model and optimizer
-  (`experiments.train.build_model`) trained by `model.fit` (no callbacks) on
+  (`experiments.runner.train.build_model`) trained by `model.fit` (no callbacks) on
   `--model_steps` copies of one synthetic batch per timing, with XLA and
   without (without is Keras's choice on a CPU-only machine, the runner's
   default);
@@ -50,9 +50,9 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from experiments import cli  # noqa: E402
-from experiments import config as config_lib  # noqa: E402
-from experiments import data  # noqa: E402
-from experiments.flags import FLAGS  # noqa: E402  (defines the runner's flags)
+from experiments.runner import config as config_lib  # noqa: E402
+from experiments.runner import data  # noqa: E402
+from experiments.runner.flags import FLAGS  # noqa: E402  (defines the runner's flags)
 
 flags.DEFINE_integer("batches", 200, "Batches per timing of the pipeline alone.")
 flags.DEFINE_integer("model_steps", 10, "Train steps per timing of the model.")
@@ -191,7 +191,7 @@ def main(argv):
 
     import keras
 
-    from experiments import train
+    from experiments.runner import train
 
     train.set_up(config)
     x, y = synthetic_batch(config, shape, classes)

@@ -5,8 +5,8 @@ interleaved `--repeats` times (alternating which goes first):
 
 * the runner, `experiments.run` called in-process (its flags, run directory,
   history.csv, backup, TensorBoard, learning-rate log, curves.png, summary.json);
-* a minimal plain-Keras script: the same model (`experiments.models.build`),
-  optimizer and schedule, the same tf.data pipelines (`experiments.data`), the
+* a minimal plain-Keras script: the same model (`experiments.runner.models.build`),
+  optimizer and schedule, the same tf.data pipelines (`experiments.runner.data`), the
   same batch size, `model.fit(..., verbose=0)` with no callbacks.
 
 The data is a temporary folder of links to `--train_images` training and
@@ -43,9 +43,9 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from experiments import cli  # noqa: E402
-from experiments import config as config_lib  # noqa: E402
-from experiments import data, run  # noqa: E402
-from experiments import flags as runner_flags  # noqa: E402
+from experiments.runner import config as config_lib  # noqa: E402
+from experiments.runner import data, run  # noqa: E402
+from experiments.runner import flags as runner_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("train_images", 2000, "Training images linked into the temporary folder.")
@@ -160,9 +160,9 @@ def plain_keras_run(argv):
 
 
 def plain_keras_fit(config, arrays):
-    from experiments import models
-    from experiments.schedules import build_schedule
-    from experiments.train import make_optimizer
+    from experiments.runner import models
+    from experiments.runner.schedules import build_schedule
+    from experiments.runner.train import make_optimizer
 
     keras.utils.set_random_seed(config.flags["seed"])
     l2 = config.flags["weight_decay"] / 2 if config.flags["optimizer"] != "adamw" else 0.0

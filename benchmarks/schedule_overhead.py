@@ -30,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import kschedules as ks  # noqa: E402
-from experiments import models  # noqa: E402
+from experiments.runner import models  # noqa: E402
 
 flags.DEFINE_integer("evaluations", 100_000, "Schedule evaluations per compiled loop.")
 flags.DEFINE_integer("steps", 10, "Train steps per end-to-end measurement.")

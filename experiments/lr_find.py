@@ -54,7 +54,7 @@ import os
 import numpy as np
 
 from experiments import cli
-from experiments import flags as runner_flags
+from experiments.runner import flags as runner_flags
 
 DEFAULT_START_LR = 1e-5
 DEFAULT_END_LR = 10.0
@@ -258,7 +258,7 @@ def describe(result):
 def define_flags():
     from absl import flags
 
-    # experiments.flags (imported above) defines the runner's flags.
+    # experiments.runner.flags (imported above) defines the runner's flags.
 
     if "start_lr" in flags.FLAGS:
         return
@@ -284,8 +284,8 @@ def _epochs_of_batches(pipelines):
 def main(argv):
     from absl import flags
 
-    from experiments import config as config_lib
-    from experiments import data
+    from experiments.runner import config as config_lib
+    from experiments.runner import data
 
     FLAGS = flags.FLAGS
     if len(argv) > 1:
@@ -312,7 +312,7 @@ def main(argv):
     except data.DataError as error:
         cli.fail(f"--{'image_folder' if FLAGS.image_folder else 'data_dir'}: {error}")
 
-    from experiments import models, train
+    from experiments.runner import models, train
 
     train.set_up(config)
     coupled = config.flags["optimizer"] != "adamw"
@@ -343,7 +343,7 @@ def main(argv):
 if __name__ == "__main__":
     from absl import app
 
-    from experiments import run
+    from experiments.runner import run
 
     define_flags()
     app.run(main, flags_parser=run.parse_flags)

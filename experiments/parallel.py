@@ -12,7 +12,7 @@ sized for N runs, or, with ``--ray_address``, uses an existing cluster.
 running and left, elapsed, estimated remaining), writes each run's output to
 ``<log_dir>/<exercise>/logs/<run_name>.log`` (appended on every attempt, with
 the start and end of each), never starts a run another process holds (the
-runner's lock, `experiments.runlock`), and on Ctrl-C asks every run to stop
+runner's lock, `experiments.runner.runlock`), and on Ctrl-C asks every run to stop
 before its next batch (SIGTERM; the runner saves nothing half-done) and waits
 for them. A run's subprocess also dies with the actor that started it
 (PR_SET_PDEATHSIG, SIGKILL), so a suite killed outright leaves nothing
@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 
-from experiments import rundir, runlock
+from experiments.runner import rundir, runlock
 
 # How long Ctrl-C waits for the runs to stop at their next batch.
 STOP_SECONDS = 60.0

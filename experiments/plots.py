@@ -1,7 +1,7 @@
 """Plotting runs' curves: a run's ``curves.png``, the report's figures, the LR range test.
 
-Shared by the runner (through `experiments.rundir`), ``experiments.report``
-and ``experiments.lr_find``. Reading a run directory is `experiments.rundir`'s.
+Shared by the runner (through `experiments.runner.rundir`), ``experiments.report``
+and ``experiments.lr_find``. Reading a run directory is `experiments.runner.rundir`'s.
 
 Plotting uses ``matplotlib.figure.Figure`` with the Agg canvas directly, never
 ``pyplot``: it needs no display, leaves a user's interactive backend alone and

@@ -20,11 +20,11 @@ import numpy as np
 from absl import app, flags
 
 from experiments import cli
-from experiments import config as config_lib
-from experiments import flags as flag_defs
-from experiments.flags import FLAGS
-from experiments import run
-from experiments.run import parse_flags
+from experiments.runner import config as config_lib
+from experiments.runner import flags as flag_defs
+from experiments.runner import run
+from experiments.runner.flags import FLAGS
+from experiments.runner.run import parse_flags
 
 flag_defs.define_preview_flags()
 flags.adopt_module_key_flags(flag_defs)  # --help lists the runner's flags too
@@ -52,7 +52,7 @@ def evaluate(config):
     """(steps, learning rates) of the run's schedule at every optimizer step."""
     import keras
 
-    from experiments.schedules import build_schedule
+    from experiments.runner.schedules import build_schedule
 
     schedule = build_schedule(config)
     steps = np.arange(config.total_steps)

@@ -30,7 +30,8 @@ import os
 import re
 import sys
 
-from experiments import cli, plots, rundir
+from experiments import cli, plots
+from experiments.runner import rundir
 from experiments.studies import NAMES, STUDIES
 from experiments.studies.common import KeyNumber, by_final_acc, find, fmt, mean, mean_std, range_numbers
 

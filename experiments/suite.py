@@ -59,12 +59,12 @@ import sys
 import time
 
 from experiments import cli
-from experiments import flags as runner_flags
 from experiments import lr_find
 from experiments import parallel
 from experiments import report
-from experiments import rundir
-from experiments import runlock
+from experiments.runner import flags as runner_flags
+from experiments.runner import rundir
+from experiments.runner import runlock
 from experiments.studies import NAMES, STUDIES
 from experiments.studies import step as step_study
 from experiments.studies.common import SuiteError, UnknownLR, fmt_g
@@ -405,7 +405,7 @@ class Progress:
 def execute(runs, call=subprocess.call, stream=None, clock=time.monotonic, what="run"):
     """Trains the unfinished runs one by one; returns the failed ones.
 
-    A run another process holds (the runner's lock, `experiments.runlock`) is
+    A run another process holds (the runner's lock, `experiments.runner.runlock`) is
     not started a second time: it is reported and counted as not finished.
     """
     progress = Progress(len(runs), stream, clock)

@@ -1,4 +1,4 @@
-"""Trainings with `kschedules.ReduceLROnPlateau`, for tests/test_plateau.py, on any backend.
+"""Trainings with `kschedules.ReduceLROnPlateau`, for tests/test_kschedules/test_plateau.py, on any backend.
 
 The monitored value is injected: `Signal` puts `SIGNAL[epoch]` into the logs
 before the plateau callback reads them, so the reductions are known in

@@ -9,13 +9,18 @@ import hashlib
 import io
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
+import hooked_run
 import numpy as np
 from PIL import Image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The runner with the fault hooks of tests/hooked_run.py (SIGKILL or a pause at an epoch's end,
+# asked for by the environment: hooked_run.KILL_ENV, hooked_run.PAUSE_ENV).
+HOOKED_RUN = [sys.executable, os.path.join(REPO, "tests", "hooked_run.py")]
 # 24 of the 40 training images, batch 8: 3 steps per epoch, 9 steps in 3 epochs.
 # Warmup 1 epoch (3 steps) from 0.01 to 0.05, then cosine over the 6 remaining steps:
 # epoch 0 starts at step 0 (0.01), epoch 1 at step 3 (0.05), epoch 2 at step 6
@@ -47,7 +52,7 @@ def make_image_folder(root, classes=10, train_per_class=4, test_per_class=2, siz
 
 def parse(*args):
     """Parses runner flags `args` into absl's FLAGS (reset first); returns FLAGS."""
-    from experiments.flags import FLAGS
+    from experiments.runner.flags import FLAGS
 
     FLAGS.unparse_flags()
     FLAGS(["prog", *args])
@@ -86,7 +91,7 @@ def read_json(path):
 
 def run_quietly(argv):
     """(exit status, stdout, stderr) of an in-process `experiments.run`."""
-    from experiments import run
+    from experiments.runner import run
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -171,10 +176,9 @@ class KilledRuns:
         run_dir = os.path.join(log_dir, "r")
         attempts = []
         for kill_at, extra in KILLS[name]:
-            env = {**os.environ, "EXPERIMENTS_TEST_SIGKILL": kill_at, "TF_CPP_MIN_LOG_LEVEL": "2",
+            env = {**os.environ, hooked_run.KILL_ENV: kill_at, "TF_CPP_MIN_LOG_LEVEL": "2",
                    "PYTHONUNBUFFERED": "1"}
-            result = subprocess.run([sys.executable, "-m", "experiments.run",
-                                     *self.argv(log_dir, *extra)], cwd=REPO, env=env,
+            result = subprocess.run([*HOOKED_RUN, *self.argv(log_dir, *extra)], cwd=REPO, env=env,
                                     capture_output=True, text=True, timeout=180)
             rows = (read_history(run_dir)[1]
                     if os.path.exists(os.path.join(run_dir, "history.csv")) else [])
@@ -185,3 +189,66 @@ class KilledRuns:
             if result.returncode != -9:
                 break  # the next attempt would not be "the same command again" after a kill
         return {"log_dir": log_dir, "attempts": attempts}
+
+
+def read_scalars(log_dir, tag):
+    """(step, float32 value) of `tag` in the event files directly in log_dir,
+    in the order they were written."""
+    import tensorflow as tf  # only the tests that read TensorBoard files need it
+
+    points = []
+    for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    array = tf.make_ndarray(value.tensor)
+                    points.append((event.wall_time, event.step, np.float32(array)))
+    # Summary events carry microsecond wall times (a file's first event and
+    # its name only whole seconds), so they order points across files.
+    return [(step, value) for _, step, value in sorted(points, key=lambda p: p[0])]
+
+
+HISTORY_HEADER = "epoch,learning_rate,loss,accuracy,val_loss,val_accuracy,epoch_seconds"
+# The flags a fake run records unless told others (`make_run`).
+FAKE_RUN_FLAGS = {
+    "schedule": "constant", "lr": 0.1, "batch_size": 128, "overwrite": False, "optimizer": "sgd",
+    "milestones": None, "factor": 0.1, "warmup_epochs": 0,
+}
+
+
+def make_run(root, name, val_acc, loss, seed=0, diverged_epoch=None, wall=12.5, finished=True,
+             defaults=FAKE_RUN_FLAGS, derived=None, history_lr=0.1, epoch_seconds=2.0,
+             history=True, **flags):
+    """Writes the run directory <root>/<name> following the contract; returns its path (str).
+
+    The tests' one fake run: config.json records `defaults` updated with the run's own
+    flags (epochs = len(val_acc), seed, run_name, log_dir) and `flags`; history.csv one row
+    per epoch of `val_acc` and `loss` (unless not `history`), and, when `finished`,
+    summary.json as the runner writes it (best epoch from `val_acc`).
+    """
+    root = pathlib.Path(root)
+    run_dir = root / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    all_flags = {**defaults, "epochs": len(val_acc), "seed": seed, "run_name": name,
+                 "log_dir": str(root), **flags}
+    config = {"flags": all_flags,
+              "derived": derived or {"train_size": 500, "val_size": 100, "steps_per_epoch": 4},
+              "environment": {"keras": "3", "backend": "tensorflow"}}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    if not history:
+        return str(run_dir)
+    lines = [HISTORY_HEADER] + [
+        f"{e},{history_lr!r},{loss[e]!r},0.5,1.0,{val_acc[e]!r},{epoch_seconds!r}"
+        for e in range(len(val_acc))]
+    (run_dir / "history.csv").write_text("\n".join(lines) + "\n")
+    if finished:
+        best = max(range(len(val_acc)), key=lambda e: val_acc[e])
+        summary = {
+            "status": "diverged" if diverged_epoch is not None else "completed",
+            "final_val_accuracy": val_acc[-1], "best_val_accuracy": val_acc[best], "best_epoch": best,
+            "epochs_completed": len(val_acc), "epochs_planned": all_flags["epochs"],
+            "diverged": diverged_epoch is not None, "diverged_epoch": diverged_epoch,
+            "final_loss": loss[-1], "wall_seconds": wall,
+        }
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+    return str(run_dir)
