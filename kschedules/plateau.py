@@ -323,7 +323,7 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
 
     # Keras 3.15's callback calls this private method to reduce one
     # optimizer; its `on_epoch_end` (the counting, Keras's timing) is kept as
-    # is. tests/test_plateau.py compares the two, so a Keras that renames it
+    # is. tests/test_kschedules/test_plateau.py compares the two, so a Keras that renames it
     # fails there.
     def _reduce_optimizer_lr(self, optimizer, epoch, name=""):
         optimizer = _unwrap(optimizer)
