@@ -2,7 +2,7 @@
 
     python -m experiments.lr_find --image_folder=PATH --train_subset=5000 [--model=simple_cnn]
         [--optimizer=sgd] [--batch_size=128] [--start_lr=1e-5] [--stop_lr=10] [--num_steps=200]
-        [--out=logs/lr_find] [--overwrite]
+        [--log_dir=logs] [--run_name=lr_find] [--overwrite]
 
 Trains a copy of the runner's model (same data pipeline, model, optimizer,
 weight decay and batch size as `experiments.run`, from the same flags) for
@@ -35,8 +35,9 @@ around it). The steepest descent of the smoothed loss
 where the average rests on a handful of batches, and the minimum) is reported
 too.
 
-Writes `<out>/lr_find.json`, `<out>/lr_find.csv` (step, learning_rate, loss,
-smoothed_loss) and `<out>/lr_find.png`; refuses to replace them without
+Writes `<log_dir>/<run_name>/lr_find.json` (`--run_name` default: lr_find),
+`lr_find.csv` (step, learning_rate, loss, smoothed_loss) and `lr_find.png` (the
+deprecated `--out` names that folder itself); refuses to replace them without
 `--overwrite`. The model and optimizer the test starts from are not modified:
 it trains a clone.
 
@@ -62,13 +63,18 @@ DEFAULT_NUM_STEPS = 200
 DEFAULT_SMOOTHING = 0.95
 DEFAULT_DIVERGENCE_FACTOR = 4.0
 METHOD = "LR at the minimum of the smoothed loss divided by 10"
+# The range test writes into <log_dir>/<SUBFOLDER> (another --run_name: that folder).
+SUBFOLDER = "lr_find"
 # Runner flags the range test does not use (it sweeps the LR itself).
 UNUSED_RUNNER_FLAGS = (
     "schedule", "lr", "epochs", *runner_flags.ALL_SCHEDULE_FLAGS,
-    "warmup_epochs", "warmup_start_lr", "lr_update", "log_dir", "run_name",
+    "warmup_epochs", "warmup_start_lr", "lr_update",
     # The range test runs on one device at the LRs it sweeps.
     "strategy", "lr_scaling", "reference_batch_size",
 )
+# The runner flags lr_find.json records (under "flags"), as the run resolved them.
+RECORDED_FLAGS = ("optimizer", "momentum", "nesterov", "weight_decay", "model", "batch_size", "train_subset",
+                  "image_folder", "dataset", "augment", "seed", "precision")
 
 
 @dataclasses.dataclass
@@ -269,7 +275,8 @@ def define_flags():
     flags.DEFINE_float("smoothing", DEFAULT_SMOOTHING, "beta of the loss moving average, in [0, 1).")
     flags.DEFINE_float("divergence_factor", DEFAULT_DIVERGENCE_FACTOR,
                        "Stop once the smoothed loss exceeds this times its minimum, > 1.")
-    flags.DEFINE_string("out", "logs/lr_find", "Folder for lr_find.json, lr_find.csv and lr_find.png.")
+    flags.DEFINE_string("out", None, "Deprecated: the folder for lr_find.json, .csv and .png itself; "
+                        f"use --log_dir (files go to <log_dir>/{SUBFOLDER}).")
 
 
 def _epochs_of_batches(pipelines):
@@ -301,9 +308,12 @@ def main(argv):
         cli.fail(f"--smoothing: must be in [0, 1), received {FLAGS.smoothing:g}")
     if not FLAGS.divergence_factor > 1:
         cli.fail(f"--divergence_factor: must be > 1, received {FLAGS.divergence_factor:g}")
-    existing = [n for n in ("lr_find.json", "lr_find.csv", "lr_find.png") if os.path.exists(os.path.join(FLAGS.out, n))]
+    if FLAGS["run_name"].present and FLAGS["out"].present:
+        cli.fail("--run_name: names the folder under --log_dir; it cannot be given with the deprecated --out")
+    out = cli.flag_folder(FLAGS, "out", FLAGS.run_name if FLAGS["run_name"].present else SUBFOLDER)
+    existing = [n for n in ("lr_find.json", "lr_find.csv", "lr_find.png") if os.path.exists(os.path.join(out, n))]
     if existing and not FLAGS.overwrite:
-        cli.fail(f"--out: {FLAGS.out} already holds {', '.join(existing)}; pass --overwrite to replace them")
+        cli.fail(f"--log_dir: {out} already holds {', '.join(existing)}; pass --overwrite to replace them")
     try:
         config = config_lib.build_config(FLAGS)
         arrays = data.load(config)
@@ -327,16 +337,14 @@ def main(argv):
                             jit_compile="auto" if jit is None else jit)
     except ValueError as error:  # no finite loss at all
         cli.fail(f"--start_lr: {error}; lower --start_lr={FLAGS.start_lr:g}")
-    used = ("optimizer", "momentum", "nesterov", "weight_decay", "model", "batch_size", "train_subset",
-            "image_folder", "dataset", "augment", "seed", "precision")
     extra = {"start_lr": FLAGS.start_lr, "stop_lr": FLAGS.stop_lr, "num_steps": FLAGS.num_steps,
              "smoothing": FLAGS.smoothing, "divergence_factor": FLAGS.divergence_factor,
-             "flags": {k: config.flags[k] for k in used}, "train_size": config.train_size,
+             "flags": {k: config.flags[k] for k in RECORDED_FLAGS}, "train_size": config.train_size,
              "steps_per_epoch": config.steps_per_epoch}
-    save(result, FLAGS.out, extra)
+    save(result, out, extra)
     for line in describe(result):
         print(line)
-    print(f"wrote {os.path.join(FLAGS.out, 'lr_find.json')}, lr_find.csv, lr_find.png")
+    print(f"wrote {os.path.join(out, 'lr_find.json')}, lr_find.csv, lr_find.png")
     return 0
 
 

@@ -67,7 +67,7 @@ def _legend(figure, axes, n):
     handles, labels = axes.get_legend_handles_labels()
     if not handles:
         return
-    ncol = min(n, 4)
+    ncol = min(n, 4 if figure.get_figwidth() >= 15 else 3)  # long labels: fewer columns when narrower
     figure.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize="small")
 
 
@@ -77,20 +77,52 @@ def _lr_staircase(rows, lrs):
     return xs, lrs + lrs[-1:]
 
 
+# The LR panel's title, and what a run's legend label gets when its LR is the
+# per-epoch record (its config.json has no schedule to rebuild).
+LR_TITLE = "learning rate applied at every step"
+PER_EPOCH_NOTE = " (LR: per epoch only, no schedule in config.json)"
+
+
+def _unpack(run):
+    """(label, rows, applied): `applied` an `applied_lr.AppliedLR` or None."""
+    label, rows, *rest = run
+    return label, rows, (rest[0] if rest else None)
+
+
+def _draw_lr(ax, rows, applied, color, last_epoch=None):
+    """Draws a run's LR (every step if `applied`, else the per-epoch staircase); returns (x, y).
+
+    `last_epoch`: draw x up to it only (the early-loss figure).
+    """
+    if applied is None:
+        xs, ys = _lr_staircase(rows, _finite_or_nan([r["learning_rate"] for r in rows]))
+    else:
+        xs, ys = applied.line()
+        xs, ys = list(map(float, xs)), _finite_or_nan(list(map(float, ys)))
+    if last_epoch is not None:
+        keep = [i for i, x in enumerate(xs) if x < last_epoch]
+        xs, ys = [xs[i] for i in keep] + [last_epoch], [ys[i] for i in keep] + [ys[keep[-1]]]
+    ax.plot(xs, ys, color=color, drawstyle="steps-post", linewidth=1.2)
+    return xs, ys
+
+
 def plot_curves(runs, path, title=None):
     """Writes one PNG: training loss, validation accuracy and LR against epoch.
 
     Args:
-        runs: a list of ``(label, rows)`` pairs; rows as returned by
-            `read_history` (dicts of floats with the history.csv columns).
-            A run with no rows is left out of the figure.
+        runs: a list of ``(label, rows)`` or ``(label, rows, applied)``; rows as
+            returned by `read_history` (dicts of floats with the history.csv
+            columns), `applied` the run's `applied_lr.AppliedLR` (None: not
+            known). A run with no rows is left out of the figure.
         path: the PNG file to write (parent folders are created).
         title: optional figure title.
 
     The x-axis counts epochs trained: the loss and validation accuracy of
-    epoch k (counted from 1; history.csv counts from 0) are drawn at x = k, and
-    the LR as a staircase where epoch k spans [k - 1, k] at the LR of its
-    first step.
+    epoch k (counted from 1; history.csv counts from 0) are drawn at x = k.
+    The LR is the one applied at every step (`applied`: restarts, warmup and
+    drops inside an epoch show); a run without `applied` gets the per-epoch
+    staircase of history.csv instead (epoch k spans [k - 1, k] at the LR of its
+    first step) and its legend label says so (`PER_EPOCH_NOTE`).
     The LR panel uses a log y-axis when every LR is > 0 and they span more than
     about a decade, a linear one otherwise (for example when a schedule reaches
     0). The loss panel goes to log scale only for a range over 100x. Non-finite
@@ -98,40 +130,42 @@ def plot_curves(runs, path, title=None):
     marked with an ``x``.
 
     Returns:
-        The y-scales used, ``{"loss": "log"|"linear", "lr": "log"|"linear"}``.
+        What was drawn: ``{"loss": "log"|"linear", "lr": "log"|"linear",
+        "lr_lines": {label: (x, y)}}``: the LR lines as drawn (steps-post), by
+        the label shown in the legend.
     """
-    runs = [(label, rows) for label, rows in runs if rows]
+    runs = [_unpack(run) for run in runs if run[1]]
     figure = _new_figure(3)
     if title:
         figure.suptitle(title)
     ax_loss, ax_acc, ax_lr = figure.subplots(1, 3)
-    all_lrs, all_losses = [], []
-    for (label, rows), color in zip(runs, _colors(len(runs))):
+    all_lrs, all_losses, lines = [], [], {}
+    for (label, rows, applied), color in zip(runs, _colors(len(runs))):
         epochs = [r["epoch"] + 1 for r in rows]  # counted from 1, as in the reports
         loss = _finite_or_nan([r["loss"] for r in rows])
-        lrs = _finite_or_nan([r["learning_rate"] for r in rows])
         acc = _finite_or_nan([r["val_accuracy"] for r in rows])
-        all_lrs += lrs
         all_losses += loss
+        label += "" if applied else PER_EPOCH_NOTE
         ax_loss.plot(epochs, loss, color=color, label=label)
         if any(not math.isfinite(r["loss"]) for r in rows):
             finite = [(e, v) for e, v in zip(epochs, loss) if not math.isnan(v)]
             if finite:
                 ax_loss.plot(*finite[-1], marker="x", markersize=9, color=color)
         ax_acc.plot(epochs, acc, color=color)
-        ax_lr.plot(*_lr_staircase(rows, lrs), color=color, drawstyle="steps-post")
+        lines[label] = _draw_lr(ax_lr, rows, applied, color)
+        all_lrs += lines[label][1]
     ax_loss.set(title="training loss", xlabel="epochs trained", ylabel="loss")
     ax_acc.set(title="validation accuracy", xlabel="epochs trained", ylabel="accuracy")
-    ax_lr.set(title="learning rate at each epoch's first step", xlabel="epochs trained", ylabel="LR")
+    ax_lr.set(title=LR_TITLE, xlabel="epochs trained", ylabel="LR")
     if use_log_scale(all_lrs):
         ax_lr.set_yscale("log")
     if use_log_scale(all_losses, LOSS_LOG_SCALE_MIN_RATIO):
         ax_loss.set_yscale("log")
     _finish_axes(ax_loss, ax_acc, ax_lr)
     _legend(figure, ax_loss, len(runs))
-    scales = {"loss": ax_loss.get_yscale(), "lr": ax_lr.get_yscale()}
+    drawn = {"loss": ax_loss.get_yscale(), "lr": ax_lr.get_yscale(), "lr_lines": lines}
     _save(figure, path)
-    return scales
+    return drawn
 
 
 def plot_early_loss(runs, path, num_epochs, title=None):
@@ -145,34 +179,35 @@ def plot_early_loss(runs, path, num_epochs, title=None):
     """
     if not isinstance(num_epochs, int) or num_epochs < 1:
         raise ValueError(f"plot_early_loss: num_epochs must be >= 1, received num_epochs={num_epochs}")
-    early = [(label, [r for r in rows if r["epoch"] < num_epochs]) for label, rows in runs]
-    early = [(label, rows) for label, rows in early if rows]
+    early = [_unpack(run) for run in runs]
+    early = [(label, [r for r in rows if r["epoch"] < num_epochs], applied) for label, rows, applied in early]
+    early = [run for run in early if run[1]]
     figure = _new_figure(2, width_per_panel=6.0)
     figure.suptitle(title or f"first {num_epochs} epochs")
     ax_loss, ax_lr = figure.subplots(1, 2)
-    all_losses, all_lrs = [], []
-    for (label, rows), color in zip(early, _colors(len(early))):
+    all_losses, all_lrs, lines = [], [], {}
+    for (label, rows, applied), color in zip(early, _colors(len(early))):
         epochs = [r["epoch"] + 1 for r in rows]  # counted from 1, as in the reports
         loss = _finite_or_nan([r["loss"] for r in rows])
-        lrs = _finite_or_nan([r["learning_rate"] for r in rows])
         all_losses += loss
-        all_lrs += lrs
+        label += "" if applied else PER_EPOCH_NOTE
         ax_loss.plot(epochs, loss, color=color, marker="o", label=label)
-        ax_lr.plot(*_lr_staircase(rows, lrs), color=color, drawstyle="steps-post")
+        lines[label] = _draw_lr(ax_lr, rows, applied, color, last_epoch=float(len(rows)))
+        all_lrs += lines[label][1]
         for e, r in zip(epochs, rows):
             if not math.isfinite(r["loss"]):
                 ax_loss.axvline(e, color=color, linestyle=":", alpha=0.7)
     ax_loss.set(title="training loss (dotted line: non-finite loss)", xlabel="epochs trained", ylabel="loss")
-    ax_lr.set(title="learning rate at each epoch's first step", xlabel="epochs trained", ylabel="LR")
+    ax_lr.set(title=LR_TITLE, xlabel="epochs trained", ylabel="LR")
     if use_log_scale(all_losses, LOSS_LOG_SCALE_MIN_RATIO):
         ax_loss.set_yscale("log")
     if use_log_scale(all_lrs):
         ax_lr.set_yscale("log")
     _finish_axes(ax_loss, ax_lr)
     _legend(figure, ax_loss, len(early))
-    scales = {"loss": ax_loss.get_yscale(), "lr": ax_lr.get_yscale()}
+    drawn = {"loss": ax_loss.get_yscale(), "lr": ax_lr.get_yscale(), "lr_lines": lines}
     _save(figure, path)
-    return scales
+    return drawn
 
 
 def plot_lr_find(lrs, losses, smoothed, path, marks=(), title=None):

@@ -1,7 +1,7 @@
 """Compares finished runs: figures, a Markdown table and a written comparison.
 
 Usage:
-    python -m experiments.report RUN_DIR_OR_PARENT... [--out DIR] [--overwrite]
+    python -m experiments.report RUN_DIR_OR_PARENT... [--log_dir DIR] [--overwrite]
         [--target ACC | --target_fraction F] [--early_epochs K]
         [--exercise {step,cosine,poly,warmup}] [--title TEXT]
 
@@ -13,7 +13,8 @@ form one configuration; the table gives each metric as mean ± sample standard
 deviation over its seeds, and the seed count. Runs without ``summary.json``
 (interrupted or still running) are listed but left out of the numbers.
 
-Writes into ``--out`` (default: the one folder given, else ``./report``):
+Writes into ``--log_dir`` (default: the one folder given, else ``./report``;
+the deprecated ``--out`` is the same folder):
 ``report.md``, ``curves.png`` (every configuration), ``early_loss.png`` (the
 first K epochs up close) and, with ``--exercise``, the exercise's focus
 figures. An existing report is never replaced unless ``--overwrite`` is given.
@@ -30,8 +31,10 @@ import os
 import re
 import sys
 
+import numpy as np
+
 from experiments import cli, plots
-from experiments.runner import rundir
+from experiments.runner import applied_lr, rundir
 from experiments.studies import NAMES, STUDIES
 from experiments.studies.common import KeyNumber, by_final_acc, find, fmt, mean, mean_std, range_numbers
 
@@ -238,6 +241,17 @@ def _pct(values):
     return fmt_mean_std(values, 2, scale=100.0)
 
 
+def fmt_epochs(values):
+    """Epochs (counted from 1) as ``"m ± s"``: whole numbers without decimals (``"2"``, ``"8 ± 0"``),
+    else both to 0.1 (``"7.5 ± 0.7"``, ``"19.0 ± 1.4"``)."""
+    m, std, n = mean_std(values)
+    if n == 0:
+        return "n/a"
+    shown = [m] if n == 1 or math.isnan(std) else [m, std]
+    whole = all(math.isfinite(v) and float(v).is_integer() for v in shown)
+    return " ± ".join(str(int(v)) if whole else fmt(v, 1) for v in shown)
+
+
 @dataclasses.dataclass
 class Cells:
     """The formatted table cells of one group (what the text quotes)."""
@@ -260,7 +274,7 @@ def group_cells(group):
     if not reached:
         to_target = "not reached"
     else:
-        to_target = fmt_mean_std(reached, 1)
+        to_target = fmt_epochs(reached)
         if len(reached) < len(s):
             to_target += f" ({len(reached)} of {len(s)} seeds)"
     n_div = sum(x.diverged for x in s)
@@ -272,7 +286,7 @@ def group_cells(group):
         seeds=str(len(s)),
         final_acc=_pct([x.final_val_accuracy for x in s]),
         best_acc=_pct([x.best_val_accuracy for x in s]),
-        best_epoch=fmt_mean_std([x.best_epoch for x in s], 1),
+        best_epoch=fmt_epochs([x.best_epoch for x in s]),
         to_target=to_target,
         final_loss=fmt_mean_std([x.final_loss for x in s], 3),
         early_std=fmt_mean_std([x.early_loss_std for x in s], 3),
@@ -430,11 +444,25 @@ def _mean_rows(runs):
     ]
 
 
+def _mean_applied_lr(runs, num_epochs):
+    """The LR the runs applied at every step over their first `num_epochs` epochs, averaged over them.
+
+    None (the figure then draws the per-epoch LR) when a run's config.json has no schedule.
+    """
+    curves = [applied_lr.applied_lr(r.config, r.history[:num_epochs]) for r in runs]
+    if any(c is None for c in curves) or any(not np.array_equal(c.steps, curves[0].steps) for c in curves):
+        return None
+    mean_lr = np.mean([c.learning_rate for c in curves], axis=0)
+    return dataclasses.replace(curves[0], learning_rate=mean_lr)
+
+
 def _curves(groups):
-    return [
-        (g.label if len(g.runs) == 1 else f"{g.label} (mean of {len(g.runs)} seeds)", _mean_rows(g.runs))
-        for g in groups
-    ]
+    curves = []
+    for g in groups:
+        rows = _mean_rows(g.runs)
+        label = g.label if len(g.runs) == 1 else f"{g.label} (mean of {len(g.runs)} seeds)"
+        curves.append((label, rows, _mean_applied_lr(g.runs, len(rows))))
+    return curves
 
 
 def focus_figures(exercise, groups):
@@ -514,13 +542,14 @@ def build_report(run_dirs, out_dir, exercise=None, target=None, target_fraction=
     existing = [f for f in files if os.path.exists(os.path.join(out_dir, f))]
     if existing and not overwrite:
         raise FileExistsError(
-            f"report: --out {out_dir} already holds {', '.join(existing)}; "
-            "pass --overwrite to replace them or choose another --out"
+            f"report: --log_dir {out_dir} already holds {', '.join(existing)}; "
+            "pass --overwrite to replace them or choose another --log_dir"
         )
     os.makedirs(out_dir, exist_ok=True)
 
-    plots.plot_curves(_curves(groups), os.path.join(out_dir, "curves.png"), title=title)
-    plots.plot_early_loss(_curves(groups), os.path.join(out_dir, "early_loss.png"), early_epochs,
+    curves = _curves(groups)
+    plots.plot_curves(curves, os.path.join(out_dir, "curves.png"), title=title)
+    plots.plot_early_loss(curves, os.path.join(out_dir, "early_loss.png"), early_epochs,
                           title=f"training loss, first {early_epochs} epochs")
     figures = [("curves.png", "all configurations"), ("early_loss.png", f"first {early_epochs} epochs up close")]
     for name, fig_title, subset in focus_figures(exercise, groups):
@@ -573,8 +602,10 @@ def _fraction(text):
 def parse_args(argv):
     parser = cli.Parser("report", description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="+", metavar="RUN_DIR", help="run directories or folders holding them")
-    parser.add_argument("--out", help="output folder (default: the one folder given, else ./report)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
+    parser.add_argument("--log_dir", help="the folder report.md and the figures are written to "
+                        "(default: the one folder given, else ./report)")
+    parser.add_argument("--out", help="deprecated name of --log_dir (the same folder, with a warning)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing report in --log_dir")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--target", type=_fraction, help="absolute val accuracy for 'epochs to target'")
     group.add_argument("--target_fraction", type=_fraction, default=DEFAULT_TARGET_FRACTION,
@@ -583,17 +614,17 @@ def parse_args(argv):
                         help="epochs in the early-stability window (default 5)")
     parser.add_argument("--exercise", choices=NAMES, help="add that exercise's figures and text")
     parser.add_argument("--title")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    one_folder = len(args.paths) == 1 and not rundir.is_run_dir(args.paths[0])
+    args.log_dir = parser.output_folder(args, "out", default=args.paths[0] if one_folder else "report")
+    return args
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    out = args.out
-    if out is None:
-        out = args.paths[0] if len(args.paths) == 1 and not rundir.is_run_dir(args.paths[0]) else "report"
     try:
         run_dirs = find_run_dirs(args.paths)
-        path = build_report(run_dirs, out, exercise=args.exercise, target=args.target,
+        path = build_report(run_dirs, args.log_dir, exercise=args.exercise, target=args.target,
                             target_fraction=args.target_fraction, early_epochs=args.early_epochs,
                             title=args.title, overwrite=args.overwrite)
     except (ValueError, FileExistsError) as e:

@@ -9,7 +9,12 @@ Usage:
 
 Every training is ``python -m experiments.run`` in a subprocess, into
 ``<log_dir>/<exercise>/<run_name>`` with a deterministic run name
-(``<definition>_seed<k>``). A run with ``summary.json`` is skipped (after
+(``<definition>[_<budget>][_<passed-through flags>]_seed<k>``, e.g.
+``cosine_lr0.012_e30_n10000_adam_seed0`` with ``--epochs=30 --train_subset=10000
+--optimizer=adam``; the budget and flags at the runner's default add nothing), so
+another budget makes other run folders in the same ``--log_dir``; a run named
+before names held them (``cosine_lr0.012_seed0``) is reused if it has the same flags.
+A run with ``summary.json`` is skipped (after
 checking that it was trained with the same flags); an interrupted one is
 started again with the same command and the runner resumes it; one that another
 process is training (it holds the run's lock) is reported and not started twice. When the runs
@@ -21,14 +26,15 @@ one module of ``experiments.studies``):
   step:   constant LR; step decay with factor {0.1, 0.2, 0.5} x milestones
           {30/60/80, 50/75, 25/50/75}% (x0.1 at 30/60/80% is the base run).
   cosine: step x0.1 at 30/60/80% (the reference), cosine to 0 at the base LR and
-          at --higher_lr_factor x it; warm restarts with T_0 {10, 25}% x t_mult {1, 2}.
+          at --higher_lr_factor x it; warm restarts with T_0 {10, 25}% x t_mul {1, 2}.
   poly:   linear decay and polynomial decay with power {0.5, 2, 3} (linear is power 1).
   warmup: Adam at --adam_lr and SGD at --sgd_lr (both deliberately large): constant
           without warmup, constant after a --warmup_epochs linear warmup, warmup + cosine.
 
 The base LR of step, cosine and poly (SGD): ``--lr`` if given; otherwise it is
 tuned in two stages. The LR range test (``experiments.lr_find``, run once into
-``<log_dir>/lr_find/`` with the same data, model and batch size) finds the LR
+``<log_dir>/lr_find/``, ``lr_find_n5000/`` for another budget as the run names,
+with the same data, model and batch size) finds the LR
 where the smoothed loss is lowest; constant-LR runs at that LR x 0.1, 0.3 and 1
 (first seed, in ``<log_dir>/step/``) then compete, and the one with the best
 final validation accuracy fixes the base LR. (The range test's own suggestion,
@@ -51,9 +57,11 @@ warmup runs, which do not, fill the free slots meanwhile). The default,
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -62,6 +70,7 @@ from experiments import cli
 from experiments import lr_find
 from experiments import parallel
 from experiments import report
+from experiments.runner import data
 from experiments.runner import flags as runner_flags
 from experiments.runner import rundir
 from experiments.runner import runlock
@@ -76,7 +85,7 @@ OWNED_FLAGS = frozenset(
     | {"schedule", "lr", "warmup_epochs", "warmup_start_lr", "seed", "run_name", "log_dir",
        "overwrite", "epochs", "train_subset", "image_folder", "model", "batch_size"}
 )
-LR_FIND_DIR = "lr_find"
+LR_FIND_DIR = lr_find.SUBFOLDER
 # Constant LRs of the tuning sweep, as multiples of the range test's minimum-loss LR.
 SWEEP_FACTORS = (0.1, 0.3, 1.0)
 # The sweep's runs are the step study's constant run at each candidate LR, in its folder.
@@ -150,14 +159,59 @@ def _common_flags(options):
     return {k: v for k, v in common.items() if v is not None}
 
 
+# Passed-through flags that change no result (`rundir.compared_flags`): not in run names.
+_UNNAMED_FLAGS = frozenset(runner_flags.NOT_COMPARED) | {"data_dir"}
+# The budget in a run name, when not the runner's default: flag -> prefix.
+_BUDGET_KEYS = {"epochs": "e", "train_subset": "n", "model": "", "batch_size": "b"}
+# The budget of the LR range test (it trains for --num_steps, not --epochs).
+_LR_FIND_BUDGET = ("train_subset", "model", "batch_size")
+
+
+def name_suffix(options, passthrough=(), budget=()):
+    """``_e8_n2500_adam`` of a run name: the `budget` flags (of `_BUDGET_KEYS`) not at the
+    runner's default, then the passed-through flags that change results (by name), or ``""``.
+
+    Two plans computing different runs get different names; the flags equal
+    to the runner's default, or changing no result, add nothing.
+    """
+    given = [(k, _flag_text(getattr(options, k))) for k in budget if getattr(options, k) is not None]
+    given += sorted(_parse_flag_args(passthrough).items())
+    parts = []
+    for name, text in given:
+        flag = runner_flags.FLAGS[name]
+        if name in _UNNAMED_FLAGS or _same_value(text, flag.default):
+            continue
+        if flag.flag_type() == "bool":
+            parts.append(name if text.lower() in ("true", "1") else f"no{name}")
+        elif name in _BUDGET_KEYS or "enum" in flag.flag_type():
+            parts.append(_BUDGET_KEYS.get(name, "") + text)
+        else:
+            parts.append(name + text)
+    return "".join("_" + re.sub(r"[^A-Za-z0-9.-]", "-", p) for p in parts)
+
+
 def planned_run(exercise, definition, seed, options, passthrough=()):
-    """The run of `definition` with `seed`, in <log_dir>/<exercise>/<name>_seed<seed>."""
-    name = f"{definition.name}_seed{seed}"
+    """The run of `definition` with `seed`: <log_dir>/<exercise>/<name><`name_suffix`>_seed<seed>.
+
+    The suffix holds the budget (`_BUDGET_KEYS`) and the passed-through flags,
+    so another budget or other flags make other run folders in the same
+    --log_dir. A run made before names had the suffix, <name>_seed<seed>, is the
+    planned run when its config.json has this plan's flags and data (`mismatch`).
+    """
     log_dir = os.path.join(options.log_dir, exercise)
     flags = {"epochs": options.epochs, **_common_flags(options), **dict(definition.flags), "seed": seed,
-             "log_dir": log_dir, "run_name": name}
-    args = [f"--{k}={_flag_text(v)}" for k, v in flags.items()] + list(passthrough)
-    return PlannedRun(exercise, name, os.path.join(log_dir, name), args)
+             "log_dir": log_dir}
+
+    def run(name):
+        args = [f"--{k}={_flag_text(v)}" for k, v in {**flags, "run_name": name}.items()] + list(passthrough)
+        return PlannedRun(exercise, name, os.path.join(log_dir, name), args)
+
+    planned, older = run(f"{definition.name}{name_suffix(options, passthrough, _BUDGET_KEYS)}_seed{seed}"), \
+        run(f"{definition.name}_seed{seed}")
+    if (planned != older and not os.path.exists(planned.run_dir)
+            and os.path.exists(os.path.join(older.run_dir, rundir.CONFIG)) and not mismatch(older)):
+        return older
+    return planned
 
 
 def plan_runs(exercises, lr, options, passthrough=()):
@@ -211,16 +265,24 @@ def _same_value(planned, recorded):
 
 
 def check_finished_run(run):
-    """Raises SuiteError if the finished run at `run.run_dir` used other flags.
+    """Raises SuiteError if the finished run at `run.run_dir` used other flags or data (`mismatch`)."""
+    problem = mismatch(run)
+    if problem:
+        raise SuiteError(f"suite: {run.run_dir} finished with {problem}; "
+                         "use another --log_dir (or move that run away)")
 
-    The flags of `rundir.compared_flags` but --data_dir are compared: those the
-    plan passes with their planned value, the others with the runner's default
-    (a flag the run recorded as None, because its schedule or optimizer does
-    not read it or it did not exist yet, is skipped).
+
+def mismatch(run):
+    """'' if the run directory's config.json has `run`'s flags and data, else what differs.
+
+    The flags of `rundir.compared_flags` are compared: those the plan passes
+    with their planned value, the others with the runner's default (a flag the
+    run recorded as None, because its schedule or optimizer does not read it or
+    it did not exist yet, is skipped). Where the data lies is not: with
+    --image_folder, what it holds (`rundir.same_data`).
     """
     config = rundir.read_run(run.run_dir).config or {}
-    recorded = rundir.compared_flags(config.get("flags", {}),
-                                     ignore=runner_flags.NOT_COMPARED + ("data_dir",))
+    recorded = rundir.compared_flags(config.get("flags", {}))
     planned = _parse_flag_args(run.args)
     for name, got in recorded.items():
         if name in planned:
@@ -229,13 +291,22 @@ def check_finished_run(run):
             continue
         else:
             value, origin = _flag_text(runner_flags.FLAGS[name].default), " (the runner's default)"
-        if name == "image_folder" and got is not None and value != "None":
-            value, got = os.path.abspath(value), os.path.abspath(str(got))
+        if name == "image_folder" and (got is None) == (value == "None"):
+            continue  # both from an image folder, wherever it lies, or neither
         if not _same_value(value, got):
-            raise SuiteError(
-                f"suite: {run.run_dir} finished with --{name}={got}, this plan has --{name}={value}{origin}; "
-                "use another --log_dir (or move that run away)"
-            )
+            return f"--{name}={got}, this plan has --{name}={value}{origin}"
+    folder = planned.get("image_folder")
+    difference = rundir.data_difference(config.get(rundir.DATA), folder and folder_fingerprint(folder))
+    return f"other images than --image_folder={folder} ({difference})" if difference else ""
+
+
+@functools.lru_cache(maxsize=4)
+def folder_fingerprint(path):
+    """`data.fingerprint` of the image folder at `path` (listed once per suite)."""
+    try:
+        return data.fingerprint(data.list_image_folder(path))
+    except data.DataError as error:
+        raise SuiteError(f"suite: --image_folder: {error}") from None
 
 
 def is_finished(run):
@@ -250,15 +321,53 @@ def is_finished(run):
 # The base LR.
 
 
-def lr_find_command(options, passthrough, out_dir):
-    args = [f"--out={out_dir}", f"--seed={options.seeds[0]}"]
+def _lr_find_flags(passthrough):
+    """The passed-through flags the range test takes (those it has no use for, --lr_update, stay with the runs)."""
+    return [a for a in passthrough if next(iter(_parse_flag_args([a]))) not in lr_find.UNUSED_RUNNER_FLAGS]
+
+
+def lr_find_command(options, passthrough, lr_dir):
+    """The range test's command, writing into `lr_dir` (`lr_find_dir`)."""
+    log_dir, name = os.path.split(lr_dir)
+    args = [f"--log_dir={log_dir}", f"--run_name={name}", f"--seed={options.seeds[0]}"]
     for name in ("train_subset", "image_folder", "model", "batch_size"):
         value = getattr(options, name)
         if value is not None:
             args.append(f"--{name}={_flag_text(value)}")
-    # Pass-through flags the range test has no use for (--lr_update) stay with the runs.
-    kept = [a for a in passthrough if next(iter(_parse_flag_args([a]))) not in lr_find.UNUSED_RUNNER_FLAGS]
-    return [sys.executable, "-m", "experiments.lr_find"] + args + kept
+    return [sys.executable, "-m", "experiments.lr_find"] + args + _lr_find_flags(passthrough)
+
+
+def lr_find_dir(options, passthrough=()):
+    """<log_dir>/lr_find<`name_suffix`>: the range test of this plan's budget (`_LR_FIND_BUDGET`) and flags.
+
+    One made before the folder had the suffix, <log_dir>/lr_find, is this
+    plan's when its lr_find.json recorded this plan's flags (`lr_find_mismatch`).
+    """
+    kept = _lr_find_flags(passthrough)
+    planned = os.path.join(options.log_dir, LR_FIND_DIR + name_suffix(options, kept, _LR_FIND_BUDGET))
+    older = os.path.join(options.log_dir, LR_FIND_DIR)
+    found = read_lr_find(older)
+    if planned != older and not os.path.exists(planned) and found and not lr_find_mismatch(found, options, kept):
+        return older
+    return planned
+
+
+def lr_find_mismatch(found, options, passthrough):
+    """'' if the range test `found` (lr_find.json) recorded the flags this plan gives it, else what differs.
+
+    As `mismatch`: the budget and passed-through flags with their planned
+    value, the other recorded flags with the runner's default (None, or not
+    recorded: not compared); the seed and where the images lie are not compared.
+    """
+    planned = {k: _flag_text(getattr(options, k)) for k in _LR_FIND_BUDGET if getattr(options, k) is not None}
+    planned.update(_parse_flag_args(passthrough))
+    for name, got in (found.get("flags") or {}).items():
+        if got is None or name in ("seed", "image_folder", "dataset"):
+            continue
+        value = planned.get(name, _flag_text(runner_flags.FLAGS[name].default))
+        if not _same_value(value, got):
+            return f"--{name}={got}, this plan has --{name}={value}"
+    return ""
 
 
 def read_lr_find(out_dir):
@@ -307,13 +416,13 @@ def choose_lr(runs):
     return lr, run
 
 
-def sweep_note(lr, candidates, found, seed):
+def sweep_note(lr, candidates, found, seed, folder=LR_FIND_DIR):
     return (
         f"Base LR of the SGD runs: {fmt_g(lr)}, tuned by a short sweep: constant-LR runs at "
         f"{', '.join(fmt_g(c) for c in candidates)} (seed {seed}), the one with the best final val accuracy "
         f"wins. The candidates are the LR range test's minimum-loss LR, {found['min_loss_lr']:.3g}, times "
         f"{', '.join(fmt_g(f) for f in SWEEP_FACTORS)}, rounded to two significant digits "
-        f"(range test: `{LR_FIND_DIR}/lr_find.png` under the log folder; its own suggestion, minimum / 10, "
+        f"(range test: `{folder}/lr_find.png` under the log folder; its own suggestion, minimum / 10, "
         f"was {found['suggested_lr']:.3g}). The constant run and every decaying schedule start from it."
     )
 
@@ -326,7 +435,7 @@ def resolve_base_lr(options, passthrough, engine):
     """(base LR, sweep runs, note) of the SGD exercises.
 
     `--lr` when given. Otherwise the LR range test (run once, saved under
-    <log_dir>/lr_find) gives the candidates of a constant-LR sweep (run in
+    `lr_find_dir`) gives the candidates of a constant-LR sweep (run in
     <log_dir>/step, skipped when finished), whose best run fixes the LR. In a
     dry run that cannot know the LR yet it is `UnknownLR` and the commands that
     would decide it are printed. `engine` (`Sequential` or
@@ -334,8 +443,12 @@ def resolve_base_lr(options, passthrough, engine):
     """
     if options.lr is not None:
         return options.lr, [], f"Base LR of the SGD runs: {fmt_g(options.lr)}, given with --lr (not tuned by the suite)."
-    lr_dir = os.path.join(options.log_dir, LR_FIND_DIR)
+    lr_dir = lr_find_dir(options, passthrough)
     found = read_lr_find(lr_dir)
+    problem = found and lr_find_mismatch(found, options, _lr_find_flags(passthrough))
+    if problem:
+        raise SuiteError(f"suite: the LR range test in {lr_dir} ran with {problem}; "
+                         "use another --log_dir (or move it away)")
     if found is None:
         command = lr_find_command(options, passthrough, lr_dir)
         if options.dry_run:
@@ -364,7 +477,7 @@ def resolve_base_lr(options, passthrough, engine):
     except SuiteError as e:
         raise LrUnavailable(str(e)) from None
     print(f"[suite] base LR {fmt_g(lr)}: best final val accuracy of the constant-LR sweep", flush=True)
-    return lr, sweep, sweep_note(lr, candidates, found, options.seeds[0])
+    return lr, sweep, sweep_note(lr, candidates, found, options.seeds[0], os.path.basename(lr_dir))
 
 
 # ----------------------------------------------------------------------------
@@ -452,7 +565,19 @@ class Sequential:
         pass
 
 
-def write_reports(runs, exercises, options, notes):
+def report_dir(runs, exercise, options, passthrough=()):
+    """Where the report of `exercise`'s `runs` goes: <log_dir>/<exercise>, or, when any of its
+    runs is named with a budget or passed-through flags (`name_suffix`), its own
+    <log_dir>/<exercise>/report<suffix>, so that another budget's report never replaces one."""
+    suffix = name_suffix(options, passthrough, _BUDGET_KEYS)
+    study_dir = os.path.join(options.log_dir, exercise)
+    if suffix and any(re.search(rf"{re.escape(suffix)}_seed\d+$", r.name) for r in runs
+                      if r.exercise == exercise):
+        return os.path.join(study_dir, "report" + suffix)
+    return study_dir
+
+
+def write_reports(runs, exercises, options, notes, passthrough=()):
     paths = []
     for exercise in exercises:
         dirs = [r.run_dir for r in runs if r.exercise == exercise and is_finished(r)]
@@ -465,7 +590,7 @@ def write_reports(runs, exercises, options, notes):
         study = STUDIES[exercise]
         early = study.early_epochs(**study.values(options)) if study.early_epochs else report.DEFAULT_EARLY_EPOCHS
         paths.append(report.build_report(
-            dirs, os.path.join(options.log_dir, exercise), exercise=exercise,
+            dirs, report_dir(runs, exercise, options, passthrough), exercise=exercise,
             title=f"Exercise: {exercise}", notes=extra, overwrite=True, early_epochs=early,
         ))
     return paths
@@ -500,16 +625,30 @@ def _check_parallel_flags(options, parser):
             parser.exit(2, f"{e}\n")
 
 
+def _runner_help(name):
+    """The runner's help text of --`name` (`experiments.runner.flags`), for argparse ('%' escaped)."""
+    flag = runner_flags.FLAGS[name]
+    default = "" if flag.default is None else f" Default: {_flag_text(flag.default)}."
+    text = re.sub(r"^<[^>]*>: ", "", flag.help)  # absl's enum prefix; argparse lists the choices
+    return (text + ("" if "Default" in text else default)).replace("%", "%%")
+
+
 def parse_args(argv):
     parser = cli.Parser("suite", description=__doc__.split("\n")[0])
     parser.add_argument("--exercise", required=True, choices=NAMES + ("all",))
-    parser.add_argument("--epochs", type=cli.positive_int, default=runner_flags.FLAGS["epochs"].default)
     parser.add_argument("--seeds", default="1", help="a count (2: seeds 0 and 1) or a list (0,3; one seed: 7,)")
-    parser.add_argument("--train_subset", type=cli.positive_int)
-    parser.add_argument("--image_folder")
-    parser.add_argument("--model", choices=runner_flags.MODELS)
-    parser.add_argument("--batch_size", type=cli.positive_int)
-    parser.add_argument("--log_dir", default=runner_flags.FLAGS["log_dir"].default)
+    parser.add_argument("--log_dir", default=runner_flags.FLAGS["log_dir"].default,
+                        help="parent folder: <log_dir>/<exercise>/<run_name>, <log_dir>/lr_find[_<budget>]")
+    runner = parser.add_argument_group(
+        "runner flags (passed through to experiments.run)",
+        "Given to every run (a finished run with other values is an error: use another --log_dir). Any other "
+        "runner flag (--optimizer=adam, --weight_decay=0, ...: python -m experiments.run --help) passes "
+        "through unchanged as --name=value, except those the run definitions set, and is part of the "
+        "run names when it changes results (--optimizer=adam: <name>_adam_seed<k>).")
+    for name, kwargs in (("epochs", {"type": cli.positive_int, "default": runner_flags.FLAGS["epochs"].default}),
+                         ("train_subset", {"type": cli.positive_int}), ("image_folder", {}),
+                         ("model", {"choices": runner_flags.MODELS}), ("batch_size", {"type": cli.positive_int})):
+        runner.add_argument(f"--{name}", help=_runner_help(name), **kwargs)
     parser.add_argument("--lr", type=cli.positive_float, help="base LR of step/cosine/poly (default: tuned by the LR range test and a constant-LR sweep)")
     for setting in (x for study in STUDIES.values() for x in study.settings):
         parser.add_argument(f"--{setting.name}", type=cli.positive_float, default=setting.default, help=setting.help)
@@ -536,7 +675,7 @@ def parse_args(argv):
             parser.exit(2, f"suite: pass runner flags as --name=value, received {arg!r}\n")
         name = next(iter(_parse_flag_args([arg])))
         if name not in runner_flags.RUNNER_FLAGS:
-            parser.exit(2, f"suite: {arg} is neither a suite nor a runner flag\n")
+            parser.unknown_flag(arg, runner_flags.RUNNER_FLAGS, "neither a suite nor a runner flag")
         if name in owned:
             parser.exit(2, f"suite: --{name} is set by the run definitions of --exercise={options.exercise}; "
                            "it cannot be passed through\n")
@@ -546,6 +685,7 @@ def parse_args(argv):
 def main(argv=None, call=subprocess.call, make_pool=None):
     """The suite; `call` runs a subprocess (--parallel=1), `make_pool` overrides Ray's (tests)."""
     options, exercises, passthrough = parse_args(sys.argv[1:] if argv is None else argv)
+    folder_fingerprint.cache_clear()  # listed once per suite, afresh each time
     # TensorFlow's C++ start-up lines, repeated for every run, drown the progress lines;
     # the trainings inherit this unless the user set their own level.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -612,7 +752,7 @@ def _run(options, exercises, passthrough, engine):
     except parallel.SetupError as e:
         print(e, file=sys.stderr)
         return 2
-    for path in write_reports(runs, exercises, options, _notes(exercises, options, note)):
+    for path in write_reports(runs, exercises, options, _notes(exercises, options, note), passthrough):
         print(f"[suite] wrote {path}")
     if failed:
         print(f"[suite] {len(failed)} of {len(runs)} runs failed or were in use by another process "
@@ -645,7 +785,7 @@ def _plan_ahead(options, exercises, passthrough, engine):
     for run in background:
         if is_finished(run):
             check_finished_run(run)
-    found = read_lr_find(os.path.join(options.log_dir, LR_FIND_DIR))
+    found = read_lr_find(lr_find_dir(options, passthrough))
     tuning = len(SWEEP_FACTORS) + 1 if found is None else len(sweep_candidates(found))
     sgd = [e for e in exercises if STUDIES[e].needs_base_lr]
     later = len(plan_runs(sgd, 1.0, options, passthrough)) - (SWEEP_EXERCISE in sgd)

@@ -8,6 +8,12 @@ import keras
 import numpy as np
 
 _CSV_HEADER = ["epoch", "step", "learning_rate"]
+_EPOCH_DESCRIPTION = (
+    "The learning rate applied at the first step of each epoch (x: epoch)."
+)
+_STEP_DESCRIPTION = (
+    "The learning rate applied at every N-th optimizer step (x: optimizer step)."
+)
 
 
 class LearningRateLogger(keras.callbacks.Callback):
@@ -65,13 +71,17 @@ class LearningRateLogger(keras.callbacks.Callback):
         epoch on.
       Two loggers on one `csv_path` in one `fit` therefore write each row
       once.
-    - `log_dir`: a TensorBoard scalar `learning_rate` at `step=epoch`, in a
-      summary writer on `log_dir` itself (beside the `train/` and
-      `validation/` folders of Keras's `TensorBoard` callback when both use
-      one folder). With `update_freq=N` also `step_learning_rate` at
-      `step=s` for every optimizer step s that is a multiple of N. Points of
-      a replayed epoch are written again at the same steps, in a new event
-      file.
+    - `log_dir`: a TensorBoard scalar `epoch_tag` (`learning_rate`) at
+      `step=epoch`, in a summary writer on `log_dir` itself. With
+      `update_freq=N` also `step_tag` (`step_learning_rate`) at `step=s` for
+      every optimizer step s that is a multiple of N. Points of a replayed
+      epoch are written again at the same steps, in a new event file.
+      TensorBoard shows each folder holding event files as a run of its own:
+      beside `keras.callbacks.TensorBoard(log_dir=d)`, pass
+      `log_dir=os.path.join(d, "train")` so that the values appear in its
+      `train` run (not in a third run `d`), and drop or rename its
+      `epoch_learning_rate`, which is the rate after the epoch (the next
+      epoch's first value), not the one applied during it.
 
     Cost: with `update_freq="epoch"` the callback reads the optimizer once
     per epoch and adds no per-step host synchronisation (its per-batch hook
@@ -91,15 +101,21 @@ class LearningRateLogger(keras.callbacks.Callback):
             step, as `keras.callbacks.TensorBoard` reads it) or a positive int
             N to also log `step_learning_rate` to TensorBoard every N
             optimizer steps (needs `log_dir`). Defaults to `"epoch"`.
+        epoch_tag: TensorBoard tag of the per-epoch values (x: epoch), a
+            non-empty str. Defaults to `"learning_rate"`.
+        step_tag: TensorBoard tag of the per-step values (x: optimizer
+            step), a non-empty str other than `epoch_tag`. Defaults to
+            `"step_learning_rate"`.
 
     Raises:
         ValueError: If neither `log_dir` nor `csv_path` is given, a path is
             empty, `update_freq` is neither `"epoch"` nor a positive int, or
-            `update_freq` is per step without `log_dir`; when training starts,
+            `update_freq` is per step without `log_dir`, a tag is empty or
+            both tags are equal; when training starts,
             if `csv_path` is a directory, cannot be written, or holds a file
             with another header, or the model has no optimizer.
-        TypeError: If a path is not a str or os.PathLike, or `update_freq` is
-            neither a str nor an int.
+        TypeError: If a path is not a str or os.PathLike, `update_freq` is
+            neither a str nor an int, or a tag is not a str.
         ImportError: If `log_dir` is given and TensorFlow is not installed.
 
     Example:
@@ -127,8 +143,17 @@ class LearningRateLogger(keras.callbacks.Callback):
     <BLANKLINE>
     """
 
-    def __init__(self, log_dir=None, csv_path=None, update_freq="epoch"):
+    def __init__(self, log_dir=None, csv_path=None, update_freq="epoch",
+                 epoch_tag="learning_rate", step_tag="step_learning_rate"):
         super().__init__()
+        self.epoch_tag = _check_tag("epoch_tag", epoch_tag)
+        self.step_tag = _check_tag("step_tag", step_tag)
+        if self.step_tag == self.epoch_tag:
+            raise ValueError(
+                "LearningRateLogger: step_tag must differ from epoch_tag (their "
+                f"x axes differ: steps, epochs), received step_tag={step_tag!r}, "
+                f"epoch_tag={epoch_tag!r}"
+            )
         self.log_dir = _check_path("log_dir", log_dir)
         self.csv_path = _check_path("csv_path", csv_path)
         if self.log_dir is None and self.csv_path is None:
@@ -277,7 +302,8 @@ class LearningRateLogger(keras.callbacks.Callback):
             due_value = self._value_at(due, step, value)
             with self._writer.as_default(), self._tf.summary.record_if(True):
                 self._tf.summary.scalar(
-                    "step_learning_rate", float(due_value), step=due
+                    self.step_tag, float(due_value), step=due,
+                    description=_STEP_DESCRIPTION,
                 )
             self._next_due_step = due + freq
 
@@ -298,7 +324,10 @@ class LearningRateLogger(keras.callbacks.Callback):
             # record_if(True): Keras's TensorBoard(update_freq=N) leaves a
             # record_if(step % N == 0) context open during training.
             with self._writer.as_default(), self._tf.summary.record_if(True):
-                self._tf.summary.scalar("learning_rate", float(value), step=epoch)
+                self._tf.summary.scalar(
+                    self.epoch_tag, float(value), step=epoch,
+                    description=_EPOCH_DESCRIPTION,
+                )
             self._writer.flush()
 
 
@@ -322,6 +351,19 @@ def _check_path(name, value):
             f"received {name}={value!r}"
         )
     return path
+
+
+def _check_tag(name, value):
+    if not isinstance(value, str):
+        raise TypeError(
+            f"LearningRateLogger: {name} must be a str, received {name}={value!r}"
+        )
+    if not value:
+        raise ValueError(
+            f"LearningRateLogger: {name} must be a non-empty str, "
+            f"received {name}={value!r}"
+        )
+    return value
 
 
 def _check_update_freq(update_freq):

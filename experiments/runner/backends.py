@@ -7,8 +7,9 @@ device, augmentation in jit-compiled keras.ops) and without importing
 TensorFlow. The TensorFlow-only parts are left out, each announced once on
 stdout and listed in config.json under "skipped":
 
-    tensorboard/          keras.callbacks.TensorBoard and LearningRateLogger's
-                          learning_rate scalar write tf.summary event files
+    tensorboard/          keras.callbacks.TensorBoard, LearningRateLogger's
+                          learning_rate scalars and `experiments.runner.hparams`
+                          write tf.summary event files
     --deterministic       tf.config.experimental.enable_op_determinism
 
 and two are errors (exit status 2, nothing read or written): `--dataset` (it
@@ -16,11 +17,21 @@ reads tensorflow-datasets; pass `--image_folder`) and `--strategy` other than
 default (tf.distribute; see `experiments.runner.distribute`).
 
 This module imports Keras only when a function is called, so that importing
-it stays cheap (`experiments.run` parses and checks its flags first).
+it stays cheap (`experiments.run` parses and checks its flags first). That
+first import (`name`, with TensorFlow on its backend) is where TensorFlow's C++
+start-up lines come, on stderr, even with TF_CPP_MIN_LOG_LEVEL=3 (TF 2.21:
+`python -c "import tensorflow"`): unless the user set TF_CPP_MIN_LOG_LEVEL,
+`quiet_tensorflow_start` drops those it knows (`START_UP_NOISE`) and passes
+every other line on.
 """
 
+import contextlib
+import glob
+import os
 import platform
+import re
 import sys
+import tempfile
 
 from experiments import cli
 from experiments.runner.config import FlagError
@@ -28,11 +39,66 @@ from experiments.runner.config import FlagError
 BACKENDS = ("tensorflow", "jax")
 
 
+# TensorFlow's start-up lines on stderr that say nothing about the run: absl's note, oneDNN,
+# the CPU-instructions notice (two lines), CUDA/cuDNN/cuFFT/cuBLAS/TensorRT registration.
+START_UP_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IWE]\d{4} [\d:. ]+ +\d+ (port\.cc:\d+\] oneDNN custom operations are on"
+    r"|cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized"
+    r"|cuda_(dnn|fft|blas)\.cc:\d+\] Unable to register cu(DNN|FFT|BLAS) factory"
+    r"|computation_placer\.cc:\d+\] computation placer already registered"
+    r"|\S+\.cc:\d+\] TF-TRT Warning: Could not find TensorRT)"
+    r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate "
+    r"compiler flags\.")
+# ... and, on a machine without an NVIDIA device, the CUDA driver's absence.
+NO_GPU_NOISE = re.compile(
+    r"[IWE]\d{4} [\d:. ]+ +\d+ (cudart_stub\.cc:\d+\] Could not find cuda drivers"
+    r"|cuda_platform\.cc:\d+\] failed call to cuInit)")
+
+
 def name():
     """Keras's backend: "tensorflow", "jax", ..."""
-    import keras
+    with quiet_tensorflow_start():
+        import keras
 
     return keras.backend.backend()
+
+
+@contextlib.contextmanager
+def quiet_tensorflow_start():
+    """Around the first `import keras`: stderr (fd 2) without TensorFlow's start-up noise.
+
+    What the block writes to fd 2 goes to a temporary file; afterwards every line
+    but `START_UP_NOISE` (and `NO_GPU_NOISE` where no /dev/nvidia<N> exists) is
+    written to stderr. Nothing is filtered when the user set TF_CPP_MIN_LOG_LEVEL
+    or Keras is already imported.
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "keras" in sys.modules:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = without_start_up_noise(captured.read().decode(errors="replace"),
+                                          gpu=bool(glob.glob("/dev/nvidia[0-9]*")))
+            if kept:
+                os.write(2, kept.encode())
+
+
+def without_start_up_noise(text, gpu):
+    """`text` without its lines of TensorFlow's start-up noise (`gpu`: keep the CUDA driver's)."""
+    def noise(line):
+        return bool(START_UP_NOISE.match(line) or (not gpu and NO_GPU_NOISE.match(line)))
+
+    return "".join(line for line in text.splitlines(keepends=True) if not noise(line.rstrip("\n")))
 
 
 def uses_tensorflow():
@@ -91,9 +157,9 @@ def skipped(config):
     """{part: why} of the TensorFlow-only parts this run leaves out ({} on TensorFlow)."""
     if uses_tensorflow():
         return {}
-    parts = {"tensorboard/": "keras.callbacks.TensorBoard and the learning_rate scalar write "
-             "TensorFlow event files (tf.summary); history.csv and learning_rate.csv hold the "
-             "same values"}
+    parts = {"tensorboard/": "keras.callbacks.TensorBoard, the learning_rate scalars and the "
+             "HParams write TensorFlow event files (tf.summary); history.csv, learning_rate.csv, "
+             "config.json and summary.json hold the same values"}
     if config.flags["deterministic"]:
         parts["--deterministic"] = ("tf.config.experimental.enable_op_determinism is "
                                     "TensorFlow's; repeated runs are not guaranteed to agree "

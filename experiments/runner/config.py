@@ -29,6 +29,7 @@ import dataclasses
 import math
 import os
 import re
+import sys
 
 import numpy as np
 
@@ -99,6 +100,8 @@ class Config:
         num_replicas: devices the global batch is split over (all workers).
         num_workers: processes (machines) of --strategy=multi_worker, else 1.
         lr_scale: the factor --lr_scaling applies to every LR flag.
+        data: --image_folder's `data.fingerprint` (what it holds, wherever it
+            lies), else None (tensorflow-datasets: recorded once loaded).
     """
 
     flags: dict
@@ -118,12 +121,20 @@ class Config:
     num_workers: int = 1
     lr_scale: float = 1.0
     schedule_spec: ScheduleSpec = None
+    data: dict | None = None
 
     @property
     def lr_log_freq(self):
         """--lr_log_freq, or for 0 the step count giving about LR_LOG_POINTS points."""
         given = self.flags["lr_log_freq"]
         return given or max(1, -(-self.total_steps // flag_defs.LR_LOG_POINTS))
+
+    @property
+    def eval_epochs(self):
+        """The epochs (counted from 1, as Keras's `validation_freq`) evaluated on the test
+        images: every --eval_every-th and the last."""
+        every, epochs = self.flags["eval_every"], self.flags["epochs"]
+        return [e for e in range(1, epochs + 1) if e % every == 0 or e == epochs]
 
     @property
     def run_dir(self):
@@ -170,8 +181,7 @@ def build_config(flag_values, train_size=None):
     Raises:
         FlagError: naming the first bad flag and why.
     """
-    values = {name: flag_values[name].value for name in flag_defs.RUNNER_FLAGS}
-    present = {name for name in flag_defs.RUNNER_FLAGS if flag_values[name].present}
+    values, present = _read_flags(flag_values)
     _check_basic(values, present)
     lr_scale = _lr_scale(values, present)
     sizes = _data_sizes(values, train_size)
@@ -195,13 +205,38 @@ def build_config(flag_values, train_size=None):
         val_size=sizes["test"], num_classes=sizes["classes"], steps_per_epoch=spe,
         batches_per_epoch=batches, total_steps=total, warmup_steps=warmup, decay_steps=total - warmup,
         boundaries=boundaries, first_decay_steps=first_decay, schedule_steps=durations,
-        lr_scale=lr_scale)
+        lr_scale=lr_scale, data=sizes.get("fingerprint"))
     return dataclasses.replace(config, schedule_spec=schedule_spec(config))
 
 
+def _read_flags(flag_values):
+    """(values, names given) of the runner flags, a deprecated alias given set on its flag.
+
+    An alias (`flags.DEPRECATED_ALIASES`) prints one warning line; given with
+    its flag, it is an error.
+    """
+    values = {name: flag_values[name].value for name in flag_defs.RUNNER_FLAGS}
+    present = {name for name in flag_defs.RUNNER_FLAGS if flag_values[name].present}
+    for old, new in _aliases_given(flag_values).items():
+        _require(new not in present, old, f"cannot be given with --{new}, its new name; "
+                 f"give only --{new}")
+        print(f"warning: --{old} is deprecated; use --{new}", file=sys.stderr)
+        values[new] = flag_values[old].value
+        present.add(new)
+    return values, present
+
+
+def _aliases_given(flag_values):
+    return {old: new for old, new in flag_defs.DEPRECATED_ALIASES.items()
+            if old in flag_values and flag_values[old].present}
+
+
 def _given(flag_values, present):
-    return tuple(flag_values[name].serialize() for name in flag_defs.RUNNER_FLAGS
-                 if name in present)
+    """The flags given, as `--name=value` under their new names (config.json's command_line)."""
+    old_of = {new: old for old, new in _aliases_given(flag_values).items()}
+    return tuple(flag_values[old_of.get(name, name)].serialize().replace(
+                     f"--{old_of.get(name, name)}=", f"--{name}=", 1)
+                 for name in flag_defs.RUNNER_FLAGS if name in present)
 
 
 def _require(condition, flag, reason):
@@ -232,7 +267,7 @@ def _check_basic(v, present):
     _require(v["batch_size"] >= 1, "batch_size", f"must be >= 1, received {v['batch_size']}")
     _require(0 <= v["seed"] <= MAX_SEED, "seed",
              f"must be in [0, {MAX_SEED}] (NumPy's seed range), received {v['seed']}")
-    for name in ("steps_per_execution", "backup_every"):
+    for name in ("steps_per_execution", "backup_every", "eval_every"):
         _require(v[name] >= 1, name, f"must be >= 1, received {v[name]}")
     _require(v["lr_log_freq"] >= 0, "lr_log_freq", f"must be >= 0 (0: automatic), received "
              f"{v['lr_log_freq']}")
@@ -284,7 +319,7 @@ def _data_sizes(v, train_size):
         except data.DataError as error:
             raise FlagError("image_folder", str(error)) from None
         available = {"train": len(folder.train_files), "test": len(folder.test_files),
-                     "classes": len(folder.classes)}
+                     "classes": len(folder.classes), "fingerprint": data.fingerprint(folder)}
     else:
         available = dict(data.DATASET_SIZES[v["dataset"]])
     subset = v["train_subset"]
@@ -292,6 +327,11 @@ def _data_sizes(v, train_size):
         _require(1 <= subset <= available["train"], "train_subset",
                  f"must be in [1, {available['train']}] (the training images), received {subset}")
         available["train"] = subset
+    val_subset = v["val_subset"]
+    if val_subset is not None:
+        _require(1 <= val_subset <= available["test"], "val_subset",
+                 f"must be in [1, {available['test']}] (the test images), received {val_subset}")
+        available["test"] = val_subset
     if train_size is not None:
         _require(train_size >= 1, "train_size", f"must be >= 1, received {train_size}")
         available["train"] = train_size
@@ -336,6 +376,10 @@ def _check_plateau(v, present):
              f"must be in [0, --lr={v['lr']:g}), received {v['plateau_min_lr']:g}")
     _require(v["plateau_cooldown"] >= 0, "plateau_cooldown",
              f"must be >= 0, received {v['plateau_cooldown']}")
+    _require(v["eval_every"] == 1 or not v["plateau_monitor"].startswith("val_"), "eval_every",
+             f"must be 1 with --plateau_patience > 0 and --plateau_monitor="
+             f"{v['plateau_monitor']} (it needs a validation value every epoch; or monitor "
+             f"loss or accuracy), received {v['eval_every']}")
 
 
 def _check_warmup(v, present, warmup_steps, total_steps, spe):
@@ -383,9 +427,9 @@ def _check_schedule_flags(v, present):
     if "power" in used:
         _require(_finite(v["power"]) and v["power"] > 0, "power",
                  f"must be > 0, received {v['power']:g}")
-    if "t_mult" in used:
-        _require(_finite(v["t_mult"]) and v["t_mult"] >= 1, "t_mult",
-                 f"must be >= 1, received {v['t_mult']:g}")
+    if "t_mul" in used:
+        _require(_finite(v["t_mul"]) and v["t_mul"] >= 1, "t_mul",
+                 f"must be >= 1, received {v['t_mul']:g}")
         _require(_finite(v["m_mul"]) and v["m_mul"] > 0, "m_mul",
                  f"must be > 0, received {v['m_mul']:g}")
     _check_new_schedule_flags(v, present, used)
@@ -537,7 +581,7 @@ _ARGUMENTS = {
     "cosine": lambda c: {"decay_steps": c.decay_steps,
                          "min_learning_rate": c.effective("min_lr")},
     "cosine_restarts": lambda c: {"first_decay_steps": c.first_decay_steps,
-                                  "t_mul": c.flags["t_mult"], "m_mul": c.flags["m_mul"],
+                                  "t_mul": c.flags["t_mul"], "m_mul": c.flags["m_mul"],
                                   "min_learning_rate": c.effective("min_lr")},
     "linear": lambda c: {"decay_steps": c.decay_steps,
                          "end_learning_rate": c.effective("end_lr")},
@@ -579,7 +623,7 @@ def default_run_name(v, present):
     parts = [v["schedule"], f"lr{_fmt(v['lr'])}"]
     if v["lr_scaling"] != "none":
         parts.append(f"{v['lr_scaling']}-ref{v['reference_batch_size']}")
-    keys = {"milestones": "m", "factor": "f", "min_lr": "min", "t0": "t", "t_mult": "tm",
+    keys = {"milestones": "m", "factor": "f", "min_lr": "min", "t0": "t", "t_mul": "tm",
             "m_mul": "mm", "power": "p", "end_lr": "end", "decay_rate": "dr", "decay_epochs": "de",
             "staircase": "stair", "transition_begin": "tb", "timescale": "ts", "pct_start": "pct",
             "anneal_strategy": "", "div_factor": "div", "final_div_factor": "fdiv",
@@ -610,7 +654,7 @@ def default_run_name(v, present):
         parts.append(f"acc{v['gradient_accumulation_steps']}")
     parts += [v["optimizer"], v["model"], f"e{v['epochs']}"]
     extras = {"batch_size": "b", "momentum": "mom", "weight_decay": "wd",
-              "train_subset": "n", "precision": ""}
+              "train_subset": "n", "val_subset": "v", "eval_every": "ev", "precision": ""}
     for name, key in extras.items():
         if name in present:
             parts.append(key + (v[name] if isinstance(v[name], str) else _fmt(v[name])))

@@ -16,7 +16,7 @@ pipeline: a new seeded permutation each epoch, batch, augmentation on whole
 batches (4-pixel zero pad + random crop, horizontal flip; per-image offsets and
 flips from stateless seeds of (seed, epoch, batch)), per-channel normalisation
 with the mean and std of the training images in use, prefetch. The validation
-pipeline is the test split, normalised the same way, unshuffled.
+pipeline is the test split (or its `--val_subset`), normalised the same way, unshuffled.
 
 TensorFlow is imported only inside the functions that need it (tensorflow-
 datasets, the tf.data pipelines): listing and decoding an image folder into
@@ -25,6 +25,7 @@ numpy arrays needs none.
 
 import concurrent.futures
 import dataclasses
+import hashlib
 import os
 import socket
 import threading
@@ -118,6 +119,32 @@ def _list_split(root, split):
     return classes, tuple(files), tuple(labels)
 
 
+def fingerprint(folder):
+    """What an `ImageFolder` holds, wherever it lies (config.json's "data"; no image read).
+
+    Returns:
+        {"source": "image_folder", "classes": [...], "counts": {"train": [images per
+        class], "test": [...]}, "files_sha256": the SHA-256 of the sorted file paths
+        relative to the folder, "/"-separated, one per line}: equal for two copies of
+        the same files, different when a file is added, removed or renamed.
+    """
+    prefix = len(os.path.join(folder.root, ""))
+    relative = sorted(path[prefix:].replace(os.sep, "/")
+                      for path in folder.train_files + folder.test_files)
+    counts = {split: [labels.count(k) for k in range(len(folder.classes))]
+              for split, labels in (("train", folder.train_labels), ("test", folder.test_labels))}
+    return {"source": "image_folder", "classes": list(folder.classes), "counts": counts,
+            "files_sha256": hashlib.sha256("\n".join(relative).encode()).hexdigest()}
+
+
+def tfds_fingerprint(name, data_dir):
+    """{"source": "tfds", "dataset": name, "version": the prepared builder's} (config.json's "data")."""
+    import tensorflow_datasets as tfds
+
+    return {"source": "tfds", "dataset": name,
+            "version": str(tfds.builder(name, data_dir=data_dir).version)}
+
+
 def subset_indices(labels, size, seed):
     """`size` indices into `labels`, stratified by class, seeded, sorted.
 
@@ -136,20 +163,27 @@ def subset_indices(labels, size, seed):
 
 
 def load(config):
-    """Reads the run's training (or subset) and test images into `Arrays`.
+    """Reads the run's training and test images (or their subsets) into `Arrays`.
+
+    --train_subset and --val_subset are `subset_indices` of their split, both seeded by
+    --seed; an image folder decodes only the images kept.
 
     Raises:
         DataError: unreadable images, or a dataset neither prepared nor downloadable.
     """
-    subset = config.flags["train_subset"]
+    subset, val_subset = config.flags["train_subset"], config.flags["val_subset"]
     if config.flags["image_folder"] is not None:
         folder = list_image_folder(config.flags["image_folder"])
         train_files, y_train = np.asarray(folder.train_files), np.asarray(folder.train_labels)
         if subset is not None:
             keep = subset_indices(y_train, subset, config.flags["seed"])
             train_files, y_train = train_files[keep], y_train[keep]
-        x_train, x_test = _decode_files(train_files), _decode_files(folder.test_files)
-        y_test, classes = np.asarray(folder.test_labels), folder.classes
+        test_files, y_test = np.asarray(folder.test_files), np.asarray(folder.test_labels)
+        if val_subset is not None:
+            keep = subset_indices(y_test, val_subset, config.flags["seed"])
+            test_files, y_test = test_files[keep], y_test[keep]
+        x_train, x_test = _decode_files(train_files), _decode_files(test_files)
+        classes = folder.classes
     else:
         (x_train, y_train), (x_test, y_test), classes = _load_tfds(
             config.flags["dataset"], config.flags["data_dir"])
@@ -158,6 +192,11 @@ def load(config):
                 raise DataError(f"--train_subset={subset} exceeds the {len(y_train)} training images")
             keep = subset_indices(y_train, subset, config.flags["seed"])
             x_train, y_train = x_train[keep], y_train[keep]
+        if val_subset is not None:
+            if val_subset > len(y_test):
+                raise DataError(f"--val_subset={val_subset} exceeds the {len(y_test)} test images")
+            keep = subset_indices(y_test, val_subset, config.flags["seed"])
+            x_test, y_test = x_test[keep], y_test[keep]
     if x_test.shape[1:] != x_train.shape[1:]:
         raise DataError(f"test images are {x_test.shape[1:3]}, training images {x_train.shape[1:3]}")
     mean, std = channel_stats(x_train)

@@ -17,7 +17,8 @@ accelerator:
   path.
 
 A resumed run therefore sees exactly the batches an uninterrupted one would.
-The validation batches are the test split in order, normalised the same way.
+The validation batches are the test split (or its `--val_subset`, chosen by
+`data.load`) in order, normalised the same way.
 Batches are `keras.utils.PyDataset` items: JAX dispatches each one
 asynchronously, so the next batch is prepared while the device trains.
 """

@@ -48,7 +48,7 @@ SCHEDULE_FLAGS = {
     "constant": (),
     "step": ("milestones", "factor"),
     "cosine": ("min_lr",),
-    "cosine_restarts": ("t0", "t_mult", "m_mul", "min_lr"),
+    "cosine_restarts": ("t0", "t_mul", "m_mul", "min_lr"),
     "linear": ("end_lr",),
     "poly": ("power", "end_lr"),
     "exponential": ("decay_rate", "decay_epochs", "staircase", "transition_begin", "end_lr"),
@@ -59,7 +59,7 @@ SCHEDULE_FLAGS = {
     "wsd": ("stable_epochs", "min_lr", "warmup_shape", "decay_shape"),
 }
 ALL_SCHEDULE_FLAGS = (
-    "milestones", "factor", "min_lr", "t0", "t_mult", "m_mul", "power", "end_lr", "decay_rate",
+    "milestones", "factor", "min_lr", "t0", "t_mul", "m_mul", "power", "end_lr", "decay_rate",
     "decay_epochs", "staircase", "transition_begin", "timescale", "pct_start", "anneal_strategy",
     "div_factor", "final_div_factor", "three_phase", "max_lr", "step_size_up", "step_size_down",
     "mode", "gamma", "lower_bound", "upper_bound", "stable_epochs", "warmup_shape", "decay_shape",
@@ -74,8 +74,13 @@ NOT_COMPARED = ("log_dir", "overwrite", "steps_per_execution", "backup_every", "
 # a config.json without them compares equal to these (any other missing flag,
 # a schedule's that did not exist then, is None: not read). `rundir.compared_flags`.
 ADDED_FLAG_DEFAULTS = {"strategy": "default", "lr_scaling": "none", "reference_batch_size": None,
-                       "plateau_patience": 0, "gradient_accumulation_steps": 1}
-# --lr_log_freq=0: about this many step_learning_rate points per run.
+                       "plateau_patience": 0, "gradient_accumulation_steps": 1,
+                       "val_subset": None, "eval_every": 1, "save_best": False}
+# Deprecated flag names -> the flag they set (the same value, and one warning line;
+# both given: an error). Only the new name is recorded; a config.json recorded with
+# the old one is read with the new (`rundir.canonical_flags`).
+DEPRECATED_ALIASES = {"t_mult": "t_mul"}
+# --lr_log_freq=0: about this many learning_rate/step points per run.
 LR_LOG_POINTS = 1000
 
 
@@ -102,7 +107,8 @@ def define_runner_flags():
             "of each cosine, of the tanh, of the decay), < --lr.")
     _define("float", "t0", None, "cosine_restarts: length of the first cycle in epochs. "
             "Default: 10 percent of the epochs after warmup.")
-    _define("float", "t_mult", 1.0, "cosine_restarts: factor on the cycle length after each restart, >= 1.")
+    _define("float", "t_mul", 1.0, "cosine_restarts: factor on the cycle length after each restart, >= 1.")
+    flags.DEFINE_float("t_mult", None, "Deprecated name of --t_mul (the same value, with a warning).")
     _define("float", "m_mul", 1.0, "cosine_restarts: factor on the peak LR after each restart, > 0 (kschedules' range; "
             "peaks above --lr are allowed).")
     _define("float", "power", 2.0, "poly: exponent of the polynomial decay, > 0.")
@@ -191,6 +197,11 @@ def define_runner_flags():
     _define("integer", "train_subset", None, "Train on this many training images (seeded, "
             "stratified by class). Default: all.")
     _define("bool", "augment", True, "Random crop (4-pixel zero pad) and horizontal flip.")
+    _define("integer", "val_subset", None, "Evaluate on this many test images (seeded by --seed, "
+            "stratified by class, the same ones every epoch). Default: all.")
+    _define("integer", "eval_every", 1, "Evaluate on the test images after every this many "
+            "epochs and after the last (history.csv's val_loss and val_accuracy are nan for the "
+            "others).")
     # Devices.
     _define("enum", "strategy", "default", "default: one device; mirrored: "
             "tf.distribute.MirroredStrategy over this machine's GPUs (its CPUs when it has none); "
@@ -208,7 +219,7 @@ def define_runner_flags():
             "(Keras's compile argument): batch-level callbacks then run, and wait for the device, "
             "once per this many steps; the LR still changes every step. For GPUs, where a "
             "small model's step is short. Only with --strategy=default.")
-    _define("integer", "lr_log_freq", 0, "TensorBoard: step_learning_rate, the LR applied, every "
+    _define("integer", "lr_log_freq", 0, "TensorBoard: learning_rate/step, the LR applied, every "
             f"this many optimizer steps. 0: about {LR_LOG_POINTS} points per run "
             "(every step of a shorter run). Not on JAX (no TensorBoard files there).")
     _define("integer", "backup_every", 1, "Back up the training state (for resuming after an "
@@ -221,6 +232,9 @@ def define_runner_flags():
     _define("string", "run_name", None, "Run directory name under --log_dir. Default: made from "
             "the schedule and its key values.")
     _define("bool", "overwrite", False, "Replace a finished or different run of the same name.")
+    _define("bool", "save_best", False, "Also keep best.keras: the model after the evaluated "
+            "epoch with the highest val_accuracy (summary.json's best_model_epoch). The final "
+            "model is always kept, as model.keras.")
 
 
 PREVIEW_FLAGS = []
@@ -233,8 +247,15 @@ def define_preview_flags():
     flags.DEFINE_integer("train_size", None, "Training images per epoch. Default: --train_subset, "
                          "else the number of images in --image_folder/train, else the size "
                          "of --dataset's training split (50,000 for CIFAR-10).")
-    flags.DEFINE_string("preview_dir", "logs/preview", "Folder for <run_name>.png and <run_name>.csv.")
-    PREVIEW_FLAGS.extend(["train_size", "preview_dir"])
+    flags.DEFINE_string("preview_dir", None, "Deprecated: the folder for <run_name>.png and .csv itself; "
+                        "use --log_dir (files go to <log_dir>/preview).")
+    flags.DEFINE_boolean("log_y", None, "A log-scale LR axis. Default: on for --schedule=step "
+                         "(its drops are factors), off otherwise; --nolog_y turns it off.")
+    flags.DEFINE_multi_string("compare", [], "Flags of one schedule to overlay, e.g. "
+                              "--compare='--schedule=cosine --lr=0.2' (repeat it): each is the "
+                              "command's other flags plus these; writes <log_dir>/preview/compare.png "
+                              "and .csv (named after --run_name if given).")
+    PREVIEW_FLAGS.extend(["train_size", "preview_dir", "log_y", "compare"])
 
 
 define_runner_flags()

@@ -140,7 +140,7 @@ def _train(config, arrays, status, distribution, first_epoch):
     if distribution is None or distribution.is_chief:
         rundir.create(config, _record(config, arrays, train, schedule))
     print(f"run {config.run_dir} ({_status_text(config, status, first_epoch)}): "
-          f"{config.train_size} training images, {config.val_size} test images, "
+          f"{config.train_size} training images, {_val_text(config)}, "
           f"{config.steps_per_epoch} steps per epoch" + _accumulation_text(config)
           + _batch_text(config, distribution))
     stopping.check()
@@ -178,6 +178,17 @@ def _status_text(config, status, first_epoch):
                                     rundir.HISTORY_COLUMNS)
     if first_epoch == 0 and recorded:
         text += f"; no backup yet, so the {recorded} recorded epoch(s) are trained again"
+    return text
+
+
+def _val_text(config):
+    """'1000 test images (--val_subset) evaluated every 2 epochs and after the last'."""
+    text = f"{config.val_size} test images"
+    if config.flags["val_subset"] is not None:
+        text += " (--val_subset)"
+    every = config.flags["eval_every"]
+    if every > 1:
+        text += f" evaluated every {every} epochs and after the last"
     return text
 
 
@@ -225,9 +236,16 @@ def _record(config, arrays, train, schedule):
                "classes": list(arrays.classes), "image_shape": list(arrays.x_train.shape[1:]),
                "normalization": {"mean": list(arrays.mean), "std": list(arrays.std),
                                  "source": "training images in use"}}
-    return {"flags": config.flags, "derived": derived, "environment": train.environment(),
-            "skipped": backends.skipped(config),
+    return {"flags": config.flags, "derived": derived, rundir.DATA: _data_fingerprint(config),
+            "environment": train.environment(), "skipped": backends.skipped(config),
             "command_line": list(config.command_line)}
+
+
+def _data_fingerprint(config):
+    """config.json's "data": what the images are, wherever they lie (`rundir.same_data`)."""
+    if config.data is not None:
+        return config.data
+    return data.tfds_fingerprint(config.flags["dataset"], config.flags["data_dir"])
 
 
 def parse_flags(argv):
@@ -240,7 +258,7 @@ def parse_flags(argv):
 
 def _flag_error_text(error):
     if isinstance(error, absl_flags.UnrecognizedFlagError):
-        return f"--{error.flagname}: unknown flag"
+        return f"--{error.flagname}: unknown flag" + cli.did_you_mean(error.flagname, list(FLAGS))
     text = " ".join(str(error).split())
     if isinstance(error, absl_flags.CantOpenFlagFileError):
         # absl: "ERROR:: Unable to open flagfile: [Errno 2] No such file or directory: '/x'"

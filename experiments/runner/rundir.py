@@ -4,7 +4,11 @@
     history.csv    one row per completed epoch (experiments.runner.train.EpochRecorder)
     learning_rate.csv, tensorboard/   kschedules.LearningRateLogger, Keras TensorBoard
     backup/        the resume point while the run is unfinished
-    curves.png     training loss, validation accuracy, LR against epoch
+    model.keras    the model after the last epoch (a completed run; experiments.runner.saving)
+    best.keras     --save_best: the model after the best evaluated epoch (summary.json's
+                   best_model_epoch)
+    curves.png     training loss, validation accuracy, LR against epoch (the LR of every
+                   step, rebuilt from config.json: experiments.runner.applied_lr)
     summary.json   written last, atomically: its presence means "finished"
 
 A finished run is never touched again without --overwrite (but for a backup/
@@ -24,13 +28,17 @@ import shutil
 import statistics
 
 from experiments import plots
+from experiments.runner import applied_lr
 from experiments.runner import flags as flag_defs
 from experiments.runner import runlock
 from experiments.runner.config import FlagError
 
 CONFIG, HISTORY, LEARNING_RATE, SUMMARY, CURVES, BACKUP = (
     "config.json", "history.csv", "learning_rate.csv", "summary.json", "curves.png", "backup")
+DATA = "data"  # config.json's key for the data's fingerprint (`same_data`)
 METADATA = "training_metadata.json"  # in backup/: {"epoch", "batch", "weights"}
+# The trained models (experiments.runner.saving); BEST_RECORD, in backup/: best.keras's epoch.
+MODEL, BEST_MODEL, BEST_RECORD = "model.keras", "best.keras", "best.json"
 LR_COLUMNS = ("epoch", "step", "learning_rate")  # kschedules.LearningRateLogger's CSV
 HISTORY_COLUMNS = (
     "epoch",
@@ -74,7 +82,17 @@ class Run:
 
     @property
     def flags(self):
-        return dict((self.config or {}).get("flags", {}))
+        """The recorded flags, under their current names (`canonical_flags`)."""
+        return canonical_flags((self.config or {}).get("flags", {}))
+
+
+def canonical_flags(flags):
+    """A copy of recorded `flags` with each deprecated name (`flags.DEPRECATED_ALIASES`) renamed."""
+    renamed = dict(flags)
+    for old, new in flag_defs.DEPRECATED_ALIASES.items():
+        if old in renamed and new not in renamed:
+            renamed[new] = renamed.pop(old)
+    return renamed
 
 
 def is_run_dir(path):
@@ -187,9 +205,10 @@ class RunDirDamaged(RuntimeError):
 # The flags `compared_flags` leaves out, by question:
 # - is it the same run (the runner's resume, the suite's reuse of a finished run)?
 #   all but how it is carried out and where it is written: flags.NOT_COMPARED;
-REPLICATE_FLAGS = flag_defs.NOT_COMPARED + ("seed", "run_name", "data_dir")
+REPLICATE_FLAGS = flag_defs.NOT_COMPARED + ("seed", "run_name", "data_dir", "save_best")
 # - is it the same configuration (experiments.report's groups)? also the seed, the
-#   name and where tensorflow-datasets keeps its files: REPLICATE_FLAGS;
+#   name, where tensorflow-datasets keeps its files and --save_best (one more file,
+#   the same training): REPLICATE_FLAGS;
 PATH_FLAGS = ("log_dir", "image_folder", "data_dir")
 # - do the workers of one multi-worker run agree? all but the paths, which may
 #   differ between machines: PATH_FLAGS.
@@ -198,17 +217,47 @@ PATH_FLAGS = ("log_dir", "image_folder", "data_dir")
 def compared_flags(flags, ignore=flag_defs.NOT_COMPARED):
     """{flag: value} of a run's recorded (or current) flags that decide what it computes.
 
-    Every runner flag but those in `ignore` (see above): a flag missing from an
-    older config.json takes the value that behaves as before
-    (`flags.ADDED_FLAG_DEFAULTS`, else None), `--reference_batch_size` is None unless the LR is scaled (it
-    is not read then), and values are normalised through JSON, so that two
-    runs are the same exactly when their dicts are equal.
+    Every runner flag but those in `ignore` (see above), under its current
+    name (`canonical_flags`): a flag missing from an older config.json takes
+    the value that behaves as before (`flags.ADDED_FLAG_DEFAULTS`, else None),
+    `--reference_batch_size` is None unless the LR is scaled (it is not read
+    then), and values are normalised through JSON, so that two runs are the
+    same exactly when their dicts are equal. The data's paths are not compared
+    (a copy of the same images elsewhere is the same data): --image_folder is
+    "PATH" when given, --data_dir always None; what the data holds is config.json's
+    "data", compared by `same_data`.
     """
+    flags = canonical_flags(flags)
     values = {name: flags.get(name, flag_defs.ADDED_FLAG_DEFAULTS.get(name)) for name in flag_defs.RUNNER_FLAGS
               if name not in ignore}
     if "reference_batch_size" in values and flags.get("lr_scaling", "none") == "none":
         values["reference_batch_size"] = None
+    if values.get("image_folder") is not None:
+        values["image_folder"] = "PATH"
+    if "data_dir" in values:
+        values["data_dir"] = None
     return json.loads(json.dumps(values, default=str))
+
+
+def same_data(recorded, current):
+    """Whether two data fingerprints (config.json's "data", `data.fingerprint`) agree.
+
+    None on either side is not compared: a config.json written before
+    fingerprints were recorded (its --image_folder path is not compared
+    either, so that another user's copy of the data can continue it), or
+    tensorflow-datasets before it is loaded (its --dataset is compared).
+    """
+    return recorded is None or current is None or recorded == current
+
+
+def data_difference(recorded, current):
+    """'' when `same_data`, else what differs, for an error message."""
+    if same_data(recorded, current):
+        return ""
+    for key in ("source", "dataset", "version", "classes", "counts"):
+        if recorded.get(key) != current.get(key):
+            return f"{key} {recorded.get(key)} there, {current.get(key)} now"
+    return "the same counts but other file names"
 
 
 def state(config):
@@ -256,6 +305,7 @@ def _check_same_flags(config, path):
     except ValueError as error:
         raise FlagError("run_name", f"{error}; pass --overwrite to train the run again "
                         "from the start") from None
+    data_there = read_json_object(os.path.join(path, CONFIG)).get(DATA)
     stored, current = compared_flags(stored), compared_flags(config.flags)
     differ = [name for name in sorted(current) if stored[name] != current[name]]
     if differ:
@@ -263,6 +313,11 @@ def _check_same_flags(config, path):
                           for n in differ[:3])
         raise FlagError("run_name", f"{path!r} holds a run with other flags ({shown}); choose "
                         "another --run_name or pass --overwrite to replace it")
+    difference = data_difference(data_there, config.data)
+    if difference:
+        raise FlagError("image_folder", f"{path!r} holds a run trained on other images "
+                        f"({difference}); choose another --run_name or pass --overwrite "
+                        "to replace it")
 
 
 def create(config, record):
@@ -427,11 +482,15 @@ def finish(config, first_epoch, process_seconds):
     resumed), None if it had nothing left to train.
     """
     history = read_history(config.run_dir)
-    plots.plot_curves([(config.flags["run_name"], history)],
+    applied = applied_lr.applied_lr(read_json_object(os.path.join(config.run_dir, CONFIG)), history)
+    plots.plot_curves([(config.flags["run_name"], history, applied)],
                       os.path.join(config.run_dir, CURVES), title=config.flags["run_name"])
     summary = summarize(history, config.flags["epochs"], diverged_epoch(config))
     summary.update(resumed_from_epoch=len(history) if first_epoch is None else first_epoch,
                    process_seconds=round(process_seconds, 3))
+    if config.flags["save_best"]:  # best.keras's epoch (best_epoch's; None: no best.keras)
+        best = read_json_object(os.path.join(config.run_dir, BACKUP, BEST_RECORD))
+        summary["best_model_epoch"] = None if best is None else best["epoch"]
     write_json_atomic(os.path.join(config.run_dir, SUMMARY), summary)
     shutil.rmtree(os.path.join(config.run_dir, BACKUP), ignore_errors=True)
     return summary
@@ -441,7 +500,9 @@ def summarize(history, epochs_planned, diverged_epoch):
     """summary.json's numbers from the history rows (non-finite values -> None).
 
     `wall_seconds` is the sum of `epoch_seconds` (training and validation of
-    every recorded epoch, across resumed attempts; start-up excluded).
+    every recorded epoch, across resumed attempts; start-up excluded). The best
+    val_accuracy is over the evaluated epochs (--eval_every: the others' are nan);
+    the last epoch is always evaluated.
     """
     finite_val = [r for r in history if math.isfinite(r["val_accuracy"])]
     best = max(finite_val, key=lambda r: r["val_accuracy"]) if finite_val else None

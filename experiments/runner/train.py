@@ -13,18 +13,27 @@ that a distribution strategy can wrap just that call in `strategy.scope()`.
    earlier epochs' complete rows (`rundir.RunDirDamaged` if not).
    `kschedules.ReduceLROnPlateau` with --plateau_patience > 0 (its state is in
    the optimizer, so the backup after it holds the epoch's reduction).
+   `saving.BestModel` with --save_best: best.keras after an epoch that improves
+   val_accuracy (after the history row, before the backup).
 2. `AtomicBackupAndRestore` into <run>/backup: Keras's BackupAndRestore with
    files that are complete or absent after a `kill -9`, every --backup_every
    epochs; it runs after the recorder, so a backup never gets ahead of the
    history. A failed write (a full disk) leaves the previous backup current.
-3. `keras.callbacks.TensorBoard` into <run>/tensorboard (train/, validation/).
-4. `kschedules.LearningRateLogger`: the `learning_rate` TensorBoard scalar
-   (and `step_learning_rate` every `Config.lr_log_freq` steps) and
-   <run>/learning_rate.csv, whose value for each epoch becomes history.csv's
-   `learning_rate` (the LR applied at the epoch's first step).
+3. `tensorboard_callbacks`: Keras's TensorBoard into <run>/tensorboard (train/,
+   validation/: two TensorBoard runs), without its `epoch_learning_rate` (the
+   LR after the epoch); `kschedules.LearningRateLogger`: into train/ the
+   `learning_rate/epoch_start` scalar (and `learning_rate/step` every
+   `Config.lr_log_freq` steps), and <run>/learning_rate.csv, whose value for
+   each epoch becomes history.csv's `learning_rate` (the LR applied at the
+   epoch's first step); `hparams.HParamsWriter`: into train/ the run's hparams
+   and summary metrics.
 
-On Keras's JAX backend TensorBoard (3, and 4's scalar) is skipped: it needs
+On Keras's JAX backend the TensorBoard parts of 3 are skipped: they need
 TensorFlow (see `experiments.runner.backends`).
+
+Validation runs after the epochs `Config.eval_epochs` names (--eval_every; the
+last always), as `fit`'s `validation_freq`; once training ends, `fit` writes
+model.keras (`experiments.runner.saving`), unless the run diverged.
 """
 
 import csv
@@ -39,7 +48,7 @@ import time
 import keras
 from kschedules import LearningRateLogger, PerUpdate, ReduceLROnPlateau
 
-from experiments.runner import backends, models, rundir, stopping
+from experiments.runner import backends, models, rundir, saving, stopping
 from experiments.runner.schedules import build_schedule
 
 _RESTART = "pass --overwrite to train the run again from the start"
@@ -116,26 +125,66 @@ def fit(config, model, pipelines, run_dir, restore_dir=None):
     # recorder's epoch line.
     set_epoch = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs=None: pipelines.set_epoch(epoch))
-    # TensorBoard files need TensorFlow: skipped on JAX (experiments.runner.backends).
-    tensorboard = os.path.join(run_dir, "tensorboard") if backends.uses_tensorflow() else None
     callbacks = [StopOnSignal(), keras.callbacks.ProgbarLogger(), set_epoch, recorder,
                  *plateau_callback(config),
+                 *saving.best_model_callback(config, run_dir),
                  AtomicBackupAndRestore(os.path.join(run_dir, rundir.BACKUP), restore_dir,
                                         every=config.flags["backup_every"]),
-                 *([keras.callbacks.TensorBoard(tensorboard, write_graph=False, profile_batch=0)]
-                   if tensorboard else []),
-                 LearningRateLogger(log_dir=tensorboard,
-                                    csv_path=os.path.join(run_dir, rundir.LEARNING_RATE),
-                                    update_freq=config.lr_log_freq if tensorboard else "epoch")]
+                 *tensorboard_callbacks(config, run_dir)]
     # Keras's progress bar on a terminal; in a log file only the recorder's line per
     # epoch (Keras's own, verbose=2, would say the same again).
     try:
         model.fit(pipelines.train, validation_data=pipelines.val, epochs=config.flags["epochs"],
-                  callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0, shuffle=False)
+                  callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0, shuffle=False,
+                  validation_freq=_validation_freq(config))
     except BaseException:
         _close_writers(callbacks)  # a stopped fit skips on_train_end
         raise
+    if recorder.diverged_epoch is None:
+        saving.save_final_model(model, run_dir)
     return recorder
+
+
+def _validation_freq(config):
+    """Keras's `validation_freq`: 1, or the epochs (from 1) --eval_every evaluates, the last
+    included (an int N would skip the last epoch unless N divides --epochs)."""
+    return 1 if config.flags["eval_every"] == 1 else config.eval_epochs
+
+
+def tensorboard_callbacks(config, run_dir):
+    """[TensorBoard, LearningRateLogger, HParamsWriter] into <run>/tensorboard (train/,
+    validation/: the two runs Keras's callback makes; ours write into train/), or, on
+    JAX, [LearningRateLogger] for learning_rate.csv alone (TensorBoard needs
+    TensorFlow: `experiments.runner.backends`).
+    """
+    csv_path = os.path.join(run_dir, rundir.LEARNING_RATE)
+    if not backends.uses_tensorflow():
+        return [LearningRateLogger(csv_path=csv_path)]
+    from experiments.runner import hparams
+
+    tensorboard = os.path.join(run_dir, "tensorboard")
+    train_dir = os.path.join(tensorboard, "train")
+    return [TensorBoardWithoutLR(tensorboard, write_graph=False, profile_batch=0),
+            LearningRateLogger(log_dir=train_dir, csv_path=csv_path,
+                               update_freq=config.lr_log_freq, epoch_tag=LR_EPOCH_TAG,
+                               step_tag=LR_STEP_TAG),
+            hparams.HParamsWriter(run_dir, train_dir, config.flags)]
+
+
+# The runner's LR scalars in TensorBoard's train run: the LR applied at each epoch's first
+# step (x: epoch) and at every --lr_log_freq-th step (x: optimizer step).
+LR_EPOCH_TAG, LR_STEP_TAG = "learning_rate/epoch_start", "learning_rate/step"
+
+
+class TensorBoardWithoutLR(keras.callbacks.TensorBoard):
+    """Keras's TensorBoard without its `epoch_learning_rate`: the rate after the epoch
+    (the next epoch's first), which disagrees with the LR applied during it
+    (`LR_EPOCH_TAG`). Keras 3.15 adds it in `_collect_learning_rate`, which this
+    replaces (tests/test_experiments/test_tensorboard.py checks that no such tag is
+    written)."""
+
+    def _collect_learning_rate(self, logs):
+        return {k: v for k, v in logs.items() if not k.startswith("learning_rate")}
 
 
 def plateau_callback(config):
@@ -174,6 +223,22 @@ def _inner_optimizer(model):
     while hasattr(optimizer, "inner_optimizer"):
         optimizer = optimizer.inner_optimizer
     return optimizer
+
+
+def lr_of_update(model, update):
+    """The LR `model`'s optimizer applies at optimizer update `update` (its schedule there).
+
+    Under gradient accumulation (k batches an update) Keras calls the schedule with
+    the batch count: update u is applied at batch u * k + k - 1.
+    """
+    optimizer = _inner_optimizer(model)
+    # `_learning_rate`: the schedule itself (Keras 3.15 has no public getter; as in
+    # kschedules.LearningRateLogger).
+    schedule = getattr(optimizer, "_learning_rate", None)
+    if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    k = optimizer.gradient_accumulation_steps or 1
+    return float(keras.ops.convert_to_numpy(schedule(update * k + k - 1)))
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -217,13 +282,15 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        last_lr = lr_of_update(self.model, (epoch + 1) * self.steps_per_epoch - 1)
         row = {"epoch": epoch,
                "learning_rate": _lr_of_epoch(self.lr_path, epoch, self.check_files),
                **{k: float(logs.get(k, math.nan)) for k in rundir.HISTORY_COLUMNS[2:6]},
                "epoch_seconds": time.perf_counter() - self._start}
         _append_row(self.history_path, row, self.check_files)
         self._seconds.append(row["epoch_seconds"])
-        print(format_epoch_line(row, self.epochs, self.seconds_left(epoch)), flush=True)
+        print(format_epoch_line(row, self.epochs, self.seconds_left(epoch),
+                                evaluated="val_loss" in logs, last_lr=last_lr), flush=True)
         if not math.isfinite(row["loss"]):
             self.diverged_epoch = epoch
             self.model.stop_training = True
@@ -242,15 +309,22 @@ class EpochRecorder(keras.callbacks.Callback):
         return left * sum(timed) / len(timed)
 
 
-def format_epoch_line(row, epochs, seconds_left=None):
-    """`epoch 3/10  lr 0.0812  loss 1.234  acc 0.551  val_loss 1.301  val_acc 0.532  12.3s  eta 0:01:26`.
+def format_epoch_line(row, epochs, seconds_left=None, evaluated=True, last_lr=None):
+    """`epoch 3/10  lr 0.0812->0.0655  loss 1.234  acc 0.551  val_loss 1.301  val_acc 0.532  12.3s  eta 0:01:26`.
 
-    The ETA (H:MM:SS, the epochs left at this process's mean epoch time) on every
-    epoch but the last.
+    The LR of the epoch's first update (history.csv's) and, when it differs at 4
+    significant digits, `->` that of its last (`last_lr`), so a warmup epoch reads
+    `lr 0->0.0195`, not `lr 0`. The ETA (H:MM:SS, the epochs left at this process's
+    mean epoch time) on every epoch but the last. An epoch --eval_every skips
+    (`evaluated` False) says `not evaluated` instead of its val_loss and val_acc.
     """
-    line = (f"epoch {row['epoch'] + 1}/{epochs}  lr {row['learning_rate']:.4g}  "
-            f"loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
-            f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  "
+    val = (f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}" if evaluated
+           else "not evaluated")
+    lr = f"{row['learning_rate']:.4g}"
+    if last_lr is not None and f"{last_lr:.4g}" != lr:
+        lr += f"->{last_lr:.4g}"
+    line = (f"epoch {row['epoch'] + 1}/{epochs}  lr {lr}  "
+            f"loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  {val}  "
             f"{row['epoch_seconds']:.1f}s")
     return line if seconds_left is None else f"{line}  eta {clock(seconds_left)}"
 

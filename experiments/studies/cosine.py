@@ -11,7 +11,7 @@ from experiments.studies.common import (
 NAME = "cosine"
 HIGHER_LR_FACTOR = Setting("higher_lr_factor", 3.0, "cosine: the higher LR is this times the base LR")
 RESTART_T0 = (0.10, 0.25)  # fractions of training
-RESTART_T_MULT = (1.0, 2.0)
+RESTART_T_MUL = (1.0, 2.0)
 FALL = "largest one-epoch fall of val accuracy (points)"
 
 THEORY = (
@@ -31,17 +31,20 @@ def define(epochs, lr, higher_lr_factor):
     defs += [definition(f"cosine_lr{fmt_g(x)}", schedule="cosine", lr=x) for x in (lr, scaled(lr, higher_lr_factor))]
     for t0 in RESTART_T0:
         t0_epochs = float(f"{t0 * epochs:.6g}")
-        for t_mult in RESTART_T_MULT:
+        for t_mul in RESTART_T_MUL:
             defs.append(definition(
-                f"restarts_t{fmt_g(t0_epochs)}_tm{fmt_g(t_mult)}_lr{fmt_g(lr)}",
-                schedule="cosine_restarts", lr=lr, t0=t0_epochs, t_mult=t_mult,
+                f"restarts_t{fmt_g(t0_epochs)}_tm{fmt_g(t_mul)}_lr{fmt_g(lr)}",
+                schedule="cosine_restarts", lr=lr, t0=t0_epochs, t_mul=t_mul,
             ))
     return defs
 
 
 def largest_val_fall(history):
-    """Largest drop of validation accuracy from one epoch to the next (>= 0; 0 for < 2 epochs)."""
-    accs = [r["val_accuracy"] for r in history]
+    """Largest drop of validation accuracy from one epoch to the next (>= 0; 0 for < 2 epochs).
+
+    Over the evaluated epochs: with --eval_every=N, from one evaluation to the next.
+    """
+    accs = [r["val_accuracy"] for r in history if not math.isnan(r["val_accuracy"])]
     falls = [a - b for a, b in zip(accs, accs[1:]) if math.isfinite(a - b)]
     return max([0.0] + falls)
 

@@ -132,7 +132,8 @@ def test_runner_overhead_prints_epoch_times_and_ratio(folder):
     seconds, share = spread_of(hooks, "seconds per epoch")[1], numbers(hooks.split("|")[4])[1]
     # The share is a median of per-epoch shares, the test's a ratio of medians of rounded seconds.
     assert 0 < share < 1 and share == pytest.approx(seconds / runner, rel=0.25, abs=2e-4)
-    for callback in ("AtomicBackupAndRestore", "EpochRecorder", "LearningRateLogger", "TensorBoard"):
+    for callback in ("AtomicBackupAndRestore", "EpochRecorder", "LearningRateLogger",
+                     "TensorBoardWithoutLR"):
         assert f"| of which {callback} (min / median / max over epochs) | " in out
     assert re.search(r"^runner / plain Keras epoch time: min (\S+), median \1, max \1 "
                      r"\(target <= 1\.03\)$", out, re.M)

@@ -45,7 +45,7 @@ def test_each_question_leaves_out_its_own_flags():
     flags = {name: name for name in flag_defs.RUNNER_FLAGS}
     assert set(flag_defs.RUNNER_FLAGS) - set(rundir.compared_flags(flags)) == set(flag_defs.NOT_COMPARED)
     assert set(flag_defs.RUNNER_FLAGS) - set(rundir.compared_flags(flags, ignore=rundir.REPLICATE_FLAGS)) \
-        == set(flag_defs.NOT_COMPARED) | {"seed", "run_name", "data_dir"}
+        == set(flag_defs.NOT_COMPARED) | {"seed", "run_name", "data_dir", "save_best"}
     # The workers of one multi-worker run must agree on everything but paths.
     assert set(flag_defs.RUNNER_FLAGS) - set(rundir.compared_flags(flags, ignore=rundir.PATH_FLAGS)) \
         == {"log_dir", "image_folder", "data_dir"}
@@ -55,6 +55,28 @@ def test_reports_show_paths_as_PATH(tmp_path):
     # config.json keeps the path as given; the report names no folder of this machine.
     a = make_run(tmp_path / "runs", "a", [0.2, 0.4], [2.0, 1.5], image_folder="/home/me/data/cifar10")
     b = make_run(tmp_path / "runs", "b", [0.3, 0.5], [2.0, 1.4], image_folder="/home/me/data/cifar10", lr=0.05)
-    assert report.main([a, b, "--out", str(tmp_path / "out")]) == 0
+    assert report.main([a, b, "--log_dir", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "report.md").read_text()
     assert "`image_folder=PATH/cifar10`" in text and "/home/me" not in text
+
+
+def test_an_older_config_with_t_mult_compares_equal_to_t_mul(tmp_path):
+    new = {name: None for name in flag_defs.RUNNER_FLAGS}
+    new.update(schedule="cosine_restarts", lr=0.1, t0=2.0, t_mul=2.0)
+    old = {("t_mult" if k == "t_mul" else k): v for k, v in new.items()}
+    assert rundir.compared_flags(old) == rundir.compared_flags(new)
+    assert rundir.compared_flags(dict(old, t_mult=1.0)) != rundir.compared_flags(new)
+    run = rundir.read_run(make_run(tmp_path, "r", [0.2], [2.0], t_mult=2.0))
+    assert run.flags["t_mul"] == 2.0 and "t_mult" not in run.flags
+
+
+def test_the_data_is_compared_by_content_not_by_path():
+    flags = {name: None for name in flag_defs.RUNNER_FLAGS}
+    here, there = dict(flags, image_folder="/home/me/cifar10"), dict(flags, image_folder="/data/c10")
+    assert rundir.compared_flags(here) == rundir.compared_flags(there)
+    assert rundir.compared_flags(here) != rundir.compared_flags(flags)  # a folder, or tensorflow-datasets
+    fp = {"source": "image_folder", "classes": ["a", "b"], "counts": {"train": [3, 3], "test": [2, 2]},
+          "files_sha256": "0" * 64}
+    assert rundir.same_data(fp, dict(fp)) and rundir.same_data(None, fp)  # an older config.json: not compared
+    assert not rundir.same_data(fp, dict(fp, files_sha256="1" * 64))
+    assert "counts" in rundir.data_difference(fp, dict(fp, counts={"train": [3, 2], "test": [2, 2]}))

@@ -53,7 +53,8 @@ BAD = [
     ("min_lr", ["--schedule=cosine_restarts", "--min_lr=-0.01"]),
     ("power", ["--schedule=poly", "--power=0"]),
     ("end_lr", ["--schedule=linear", "--end_lr=0.5"]),
-    ("t_mult", ["--schedule=cosine_restarts", "--t_mult=0.5"]),
+    ("t_mul", ["--schedule=cosine_restarts", "--t_mul=0.5"]),
+    ("t_mult", ["--schedule=cosine_restarts", "--t_mult=2", "--t_mul=2"]),
     ("m_mul", ["--schedule=cosine_restarts", "--m_mul=0"]),
     ("t0", ["--schedule=cosine_restarts", "--t0=200"]),
     ("t0", ["--schedule=cosine_restarts", "--warmup_epochs=90", "--t0=20"]),
@@ -132,6 +133,22 @@ def test_bad_flag_exits_2_with_one_line_and_writes_nothing(flag, args, tmp_path,
     assert status == 2
     assert err.count("\n") == 1 and err.startswith(f"error: --{flag}: "), err
     assert not log_dir.exists()
+
+
+def test_t_mult_is_a_deprecated_alias_of_t_mul(capsys):
+    new = config_for("--schedule=cosine_restarts", "--t0=2", "--t_mul=2")
+    assert capsys.readouterr().err == ""
+    old = config_for("--schedule=cosine_restarts", "--t0=2", "--t_mult=2")
+    assert capsys.readouterr().err == "warning: --t_mult is deprecated; use --t_mul\n"
+    assert old.flags == new.flags and old.flags["t_mul"] == 2.0 and "t_mult" not in old.flags
+    assert old.schedule_spec == new.schedule_spec
+    assert old.command_line == new.command_line and "--t_mul=2.0" in old.command_line
+    assert old.flags["run_name"] == "cosine_restarts_lr0.1_t2_tm2_mm1_min0_sgd_simple_cnn_e100_s0"
+
+
+def test_t_mult_and_t_mul_together_is_an_error_naming_both():
+    with pytest.raises(config_lib.FlagError, match=r"^--t_mult: cannot be given with --t_mul"):
+        config_for("--schedule=cosine_restarts", "--t_mult=2", "--t_mul=2")
 
 
 FOLDER_BAD = [
@@ -294,8 +311,8 @@ def test_image_folder_sizes_are_counted_without_reading_images(folder):
     # poly power 2 over 64 steps after warmup: 0.1 * (1 - t/64)^2
     (["--schedule=poly", "--warmup_epochs=2"], {16: 0.1, 48: 0.025, 64: 0.00625, 79: 0.1 / 64**2}),
     (["--schedule=linear", "--end_lr=0.02"], {0: 0.1, 40: 0.06, 79: 0.1 - 0.08 * 79 / 80}),
-    # restarts after warmup: t0 = 2 epochs = 16 steps, t_mult 2: cycles at 16, 32, 64
-    (["--schedule=cosine_restarts", "--warmup_epochs=2", "--t0=2", "--t_mult=2"],
+    # restarts after warmup: t0 = 2 epochs = 16 steps, t_mul 2: cycles at 16, 32, 64
+    (["--schedule=cosine_restarts", "--warmup_epochs=2", "--t0=2", "--t_mul=2"],
      {16: 0.1, 24: 0.05, 32: 0.1, 48: 0.05, 64: 0.1}),
     (["--schedule=constant", "--warmup_epochs=1", "--warmup_start_lr=0.02"],
      {0: 0.02, 4: 0.06, 8: 0.1, 79: 0.1}),
@@ -377,3 +394,22 @@ def test_new_schedules_name_their_runs():
         "cyclic_lr0.01_max0.1_up2_down2_triangular_g1_sgd_simple_cnn_e100_s0")
     assert config_for("--schedule=onecycle", "--three_phase").flags["run_name"] == (
         "onecycle_lr0.1_pct0.3_cos_div25_fdiv10000_3phase_sgd_simple_cnn_e100_s0")
+
+
+def test_unknown_runner_flag_names_the_closest(tmp_path, capsys):
+    assert run.run_command(["run", f"--log_dir={tmp_path}/l", "--lr_scalin=linear"]) == 2
+    assert capsys.readouterr().err == "error: --lr_scalin: unknown flag (did you mean --lr_scaling?)\n"
+    assert not (tmp_path / "l").exists()
+
+
+def test_the_image_folder_fingerprint_ignores_where_it_lies(folder, tmp_path):
+    import shutil
+
+    from experiments.runner import data
+
+    copy = shutil.copytree(folder, tmp_path / "copy")
+    here, there = (config_lib.build_config(parse(f"--image_folder={f}")).data for f in (folder, copy))
+    assert here == there and here["counts"] == {"train": [4] * 10, "test": [2] * 10}
+    os.rename(os.path.join(copy, "test", "class1", "0000.png"), os.path.join(copy, "test", "class1", "x.png"))
+    renamed = data.fingerprint(data.list_image_folder(str(copy)))
+    assert renamed["counts"] == here["counts"] and renamed["files_sha256"] != here["files_sha256"]

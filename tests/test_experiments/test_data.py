@@ -12,7 +12,7 @@ from experiments.runner import data
 
 
 def config(**flags):
-    defaults = {"batch_size": 8, "seed": 0, "augment": True, "train_subset": None,
+    defaults = {"batch_size": 8, "seed": 0, "augment": True, "train_subset": None, "val_subset": None,
                 "image_folder": None, "dataset": "cifar10", "data_dir": None}
     return types.SimpleNamespace(flags={**defaults, **flags})
 

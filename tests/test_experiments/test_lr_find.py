@@ -122,10 +122,11 @@ def _cli(args, cwd):
 
 def test_command_line_writes_curve_and_suggestion_and_refuses_to_overwrite(tmp_path):
     folder = _image_folder(tmp_path / "images")
-    out = tmp_path / "out"
+    out = tmp_path / "logs" / "lr_find"  # <log_dir>/lr_find
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    args = [f"--image_folder={folder}", "--batch_size=4", "--num_steps=12", "--start_lr=1e-3", "--stop_lr=1",
-            f"--out={out}", "--jit_compile=false", "--noaugment"]
+    common = [f"--image_folder={folder}", "--batch_size=4", "--num_steps=12", "--start_lr=1e-3", "--stop_lr=1",
+              "--jit_compile=false", "--noaugment"]
+    args = common + [f"--log_dir={tmp_path / 'logs'}"]
     done = _cli(args, repo)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "suggested LR:" in done.stdout and "divided by 10" in done.stdout
@@ -143,6 +144,18 @@ def test_command_line_writes_curve_and_suggestion_and_refuses_to_overwrite(tmp_p
     again = _cli(args, repo)
     assert again.returncode == 2 and "--overwrite" in again.stderr.strip().splitlines()[-1]
     assert (out / "lr_find.json").read_text() == before
-    unused = _cli(args + ["--schedule=step", f"--out={tmp_path / 'other'}"], repo)
+    # The deprecated --out names the folder itself: the same one, with a warning line.
+    old = _cli(common + [f"--out={out}"], repo)
+    assert old.stderr.strip().splitlines()[-2:] == [
+        "warning: --out is deprecated; use --log_dir (files go to <log_dir>/lr_find)",
+        f"error: --log_dir: {out} already holds lr_find.json, lr_find.csv, lr_find.png; "
+        "pass --overwrite to replace them"]
+    both = _cli(args + [f"--out={tmp_path / 'other'}"], repo)
+    assert both.returncode == 2 and both.stderr.strip().splitlines()[-1] == (
+        "error: --out: cannot be given with --log_dir, its new name; give only --log_dir")
+    named = _cli(common + [f"--out={tmp_path / 'other'}", "--run_name=lr_find_b4"], repo)
+    assert named.returncode == 2 and named.stderr.strip().splitlines()[-1] == (
+        "error: --run_name: names the folder under --log_dir; it cannot be given with the deprecated --out")
+    unused = _cli(common + ["--schedule=step", f"--log_dir={tmp_path / 'other'}"], repo)
     assert unused.returncode == 2 and "--schedule: not used by lr_find" in unused.stderr
     assert not (tmp_path / "other").exists()

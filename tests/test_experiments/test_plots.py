@@ -99,7 +99,7 @@ def test_plot_curves_writes_png_with_log_lr_only_where_useful(tmp_path):
     cosine_to_zero = _rows(10, lr=lambda e: 0.05 * (1 + math.cos(math.pi * e / 9)))
     path = tmp_path / "sub" / "curves.png"
     scales = plots.plot_curves([("step", step)], str(path), title="step")
-    assert scales == {"loss": "linear", "lr": "log"}
+    assert (scales["loss"], scales["lr"]) == ("linear", "log")
     width, height = _png_size(path)
     assert width > 2 * height > 0
     scales = plots.plot_curves([("step", step), ("cosine", cosine_to_zero)], str(path))
@@ -122,7 +122,22 @@ def test_plot_early_loss_keeps_only_first_epochs(tmp_path):
     path = tmp_path / "early.png"
     scales = plots.plot_early_loss([("a", _rows(20, loss=lambda e: 10.0**e))], str(path), num_epochs=3)
     # Epochs 0..2 span exactly 100x (linear); all 20 epochs would span 1e19 (log).
-    assert scales == {"loss": "linear", "lr": "linear"}
+    assert (scales["loss"], scales["lr"]) == ("linear", "linear")
+    xs, ys = scales["lr_lines"]["a" + plots.PER_EPOCH_NOTE]  # no schedule given: per-epoch staircase
+    assert list(xs) == [0, 1, 2, 3] and list(ys) == [0.1] * 4
     assert _png_size(path)[0] > 0
     with pytest.raises(ValueError, match="num_epochs must be >= 1, received num_epochs=0"):
         plots.plot_early_loss([], str(path), num_epochs=0)
+
+
+def test_plot_early_loss_cuts_the_applied_lr_at_the_window(tmp_path):
+    import numpy as np
+
+    from experiments.runner.applied_lr import AppliedLR
+
+    steps = np.arange(40)  # 10 epochs of 4 steps, LR rising by 0.01 a step
+    applied = AppliedLR(steps=steps, epochs=steps / 4, learning_rate=0.01 * (steps + 1), end_epoch=10.0)
+    drawn = plots.plot_early_loss([("a", _rows(10), applied)], str(tmp_path / "e.png"), num_epochs=3)
+    xs, ys = drawn["lr_lines"]["a"]
+    assert xs == [s / 4 for s in range(12)] + [3.0]
+    assert ys == pytest.approx([0.01 * (s + 1) for s in range(12)] + [0.12])

@@ -83,8 +83,8 @@ def test_table_numbers_recomputed(tmp_path, three_configs):
     assert a[0] == "2"
     assert a[1] == _pm([0.60, 0.62], 2, 100)
     assert a[2] == _pm([0.60, 0.62], 2, 100)
-    assert a[3] == _pm([4, 4], 1)  # best epoch counted from 1
-    assert a[4] == "4.0 (1 of 2 seeds)"  # seed 1 reaches 0.62 >= 0.608 at epoch 4; seed 0 never
+    assert a[3] == "4 ± 0"  # best epoch counted from 1, whole numbers without decimals
+    assert a[4] == "4 (1 of 2 seeds)"  # seed 1 reaches 0.62 >= 0.608 at epoch 4; seed 0 never
     assert a[5] == _pm([1.1, 1.0], 3)
     early_std = [statistics.pstdev([2.1, 1.6, 1.3, 1.1]), statistics.pstdev([2.0, 1.5, 1.2, 1.0])]
     assert a[6] == _pm(early_std, 3)
@@ -92,11 +92,12 @@ def test_table_numbers_recomputed(tmp_path, three_configs):
     assert a[8] == "0 of 2"
     assert a[9] == _pm([10.0, 11.0], 1)
     # The diverged run: NaN loss inside the early window, diverged at (0-based) epoch 2.
+    assert b[3] == "1"  # one seed: not "1.0"
     assert b[4] == "not reached"
     assert b[5] == "n/a" and b[6] == "inf" and b[7] == "inf"
     assert b[8] == "1 of 1 (epoch 3)"
     assert c[1] == _pm([0.64, 0.58], 2, 100)
-    assert c[4] == "4.0 (1 of 2 seeds)"
+    assert c[4] == "4 (1 of 2 seeds)"
     # Key numbers: spread of mean final accuracy (c: 61.00, a: 61.00 -> b is the worst at 10.00).
     assert "| spread of mean final val accuracy (points) | 51.00 |" in text
     assert "| diverged runs | 1 of 5 |" in text
@@ -104,6 +105,32 @@ def test_table_numbers_recomputed(tmp_path, three_configs):
     assert f"| largest seed std of final val accuracy (points) | {seed_std:.2f} | `c` |" in text
     for png in ("curves.png", "early_loss.png"):
         assert (out / png).stat().st_size > 1000
+
+
+def test_epochs_print_whole_numbers_without_decimals():
+    assert report.fmt_epochs([2.0]) == "2"
+    assert report.fmt_epochs([8.0, 8.0]) == "8 ± 0"
+    assert report.fmt_epochs([6.0, 7.0]) == "6.5 ± 0.7"
+    assert report.fmt_epochs([6.0, 8.0]) == "7.0 ± 1.4"  # one precision within a cell
+    assert report.fmt_epochs([]) == "n/a"
+
+
+def test_figures_draw_the_lr_of_every_step_averaged_over_seeds(tmp_path):
+    import keras
+
+    import kschedules as ks
+    from experiments.runner import rundir
+
+    schedule = keras.saving.serialize_keras_object(ks.get("cosine_restarts", initial_learning_rate=0.1,
+                                                          first_decay_steps=2))
+    derived = {"train_size": 500, "val_size": 100, "steps_per_epoch": 4, "total_steps": 8,
+               "warmup_steps": 0, "first_decay_steps": 2, "schedule": schedule}
+    dirs = [make_run(tmp_path, f"r_seed{seed}", [0.2, 0.3], [2.0, 1.5], seed=seed, derived=derived,
+                     schedule="cosine_restarts") for seed in (0, 1)]
+    [(label, rows, applied)] = report._curves(report.group_runs([rundir.read_run(d) for d in dirs]))
+    assert label == "r (mean of 2 seeds)" and len(rows) == 2
+    assert applied.epochs.tolist() == [s / 4 for s in range(8)]
+    assert applied.learning_rate == pytest.approx([0.1, 0.05] * 4)  # a restart every half epoch
 
 
 def test_epochs_to_target_and_early_stats():
@@ -126,33 +153,50 @@ def test_explicit_target_and_unfinished_runs(tmp_path, three_configs):
     text = open(report.build_report(dirs + [unfinished], str(tmp_path / "o"), target=0.5)).read()
     rows = _table_rows(text)
     assert "d" not in rows and "d_seed0" in text.split("Not included")[1]
-    assert rows["a"][4] == _pm([3, 3], 1)
-    assert rows["c"][4] == _pm([2, 2], 1)
+    assert rows["a"][4] == "3 ± 0"
+    assert rows["c"][4] == "2 ± 0"
     assert "epochs to 50.00%" in text and "given with --target" in text
 
 
 def test_refuses_to_overwrite_an_existing_report(tmp_path, three_configs, capsys):
     runs, dirs = three_configs
     out = tmp_path / "mine"
-    assert report.main([str(runs), "--out", str(out)]) == 0
+    assert report.main([str(runs), "--log_dir", str(out)]) == 0
     (out / "report.md").write_text("my notes")
-    assert report.main([str(runs), "--out", str(out)]) == 2
+    assert report.main([str(runs), "--log_dir", str(out)]) == 2
     assert (out / "report.md").read_text() == "my notes"
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--overwrite" in err[0] and "report.md" in err[0]
+    assert err == [f"report: --log_dir {out} already holds report.md, curves.png, early_loss.png; "
+                   "pass --overwrite to replace them or choose another --log_dir"]
     # A figure alone is enough to refuse: nothing of the user's is replaced silently.
     (out / "report.md").unlink()
-    assert report.main([str(runs), "--out", str(out)]) == 2
-    assert report.main([str(runs), "--out", str(out), "--overwrite"]) == 0
+    assert report.main([str(runs), "--log_dir", str(out)]) == 2
+    assert report.main([str(runs), "--log_dir", str(out), "--overwrite"]) == 0
     assert (out / "report.md").read_text().startswith("# Run comparison")
 
 
-def test_default_out_is_the_parent_folder(tmp_path, three_configs):
+def test_default_log_dir_is_the_parent_folder(tmp_path, three_configs):
     runs, _ = three_configs
     assert report.main([str(runs)]) == 0
     assert (runs / "report.md").exists()
     # The report folder itself is not mistaken for a run on the next call.
-    assert report.main([str(runs), "--out", str(tmp_path / "x")]) == 0
+    assert report.main([str(runs), "--log_dir", str(tmp_path / "x")]) == 0
+
+
+def test_out_is_the_deprecated_name_of_log_dir(tmp_path, three_configs, capsys):
+    runs, _ = three_configs
+    out = tmp_path / "old"
+    assert report.main([str(runs), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "warning: --out is deprecated; use --log_dir (files go to <log_dir>)\n"
+    assert (out / "report.md").exists() and f"report: wrote {out / 'report.md'}" in captured.out
+    # Both: one line, exit 2, nothing written.
+    with pytest.raises(SystemExit) as e:
+        report.main([str(runs), "--out", str(tmp_path / "a"), "--log_dir", str(tmp_path / "b")])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == ("report: --out: cannot be given with --log_dir, its new name; "
+                                       "give only --log_dir\n")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 @pytest.mark.parametrize(

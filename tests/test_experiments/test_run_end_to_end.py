@@ -65,8 +65,13 @@ def test_one_readable_line_per_epoch(finished):
     lines = [line for line in finished["out"].splitlines() if line.startswith("epoch ")]
     _, rows = read_history(finished["dir"])
     assert len(lines) == 3
-    for line, row in zip(lines, rows):
-        assert line.startswith(f"epoch {int(row['epoch']) + 1}/3  lr {row['learning_rate']:.4g}  "
+    # The LR of each epoch's first and last step (3 steps an epoch): the warmup from 0.01 to
+    # 0.05 over steps 0-2, then the cosine over steps 3-8, 0.05 * (1 + cos(pi * t / 6)) / 2.
+    last = [0.01 + 0.04 * 2 / 3, 0.05 * (1 + math.cos(math.pi * 2 / 6)) / 2,
+            0.05 * (1 + math.cos(math.pi * 5 / 6)) / 2]
+    for line, row, last_lr in zip(lines, rows, last):
+        assert line.startswith(f"epoch {int(row['epoch']) + 1}/3  lr {row['learning_rate']:.4g}->"
+                               f"{last_lr:.4g}  "
                                f"loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
                                f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}")
     # An ETA on every epoch line but the last; Keras's own epoch lines not at all (not a terminal).
@@ -131,11 +136,12 @@ def test_curves_tensorboard_and_no_backup_left(finished):
     tb = os.path.join(finished["dir"], "tensorboard")
     assert glob.glob(os.path.join(tb, "train", "events.*"))
     assert glob.glob(os.path.join(tb, "validation", "events.*"))
+    assert not glob.glob(os.path.join(tb, "events.*"))  # two TensorBoard runs, not three
     values = {}
-    for path in glob.glob(os.path.join(tb, "events.*")):
+    for path in glob.glob(os.path.join(tb, "train", "events.*")):
         for event in tf.compat.v1.train.summary_iterator(path):
             for value in event.summary.value:
-                if value.tag == "learning_rate":
+                if value.tag == "learning_rate/epoch_start":
                     values[event.step] = float(tf.make_ndarray(value.tensor))
     assert [values[e] for e in range(3)] == pytest.approx(TINY_LRS, rel=1e-6)
 

@@ -304,7 +304,7 @@ def test_a_damaged_summary_is_an_error_naming_the_file(content, expected, finish
 def test_report_names_a_damaged_summary(finished, tmp_path, capsys):
     log_dir, run_dir = copy_of(finished["log_dir"], tmp_path)
     (run_dir / "summary.json").write_text("")
-    assert report.main([str(run_dir), "--out", str(tmp_path / "report")]) == 2
+    assert report.main([str(run_dir), "--log_dir", str(tmp_path / "report")]) == 2
     assert capsys.readouterr().err == f"{run_dir / 'summary.json'} is empty\n"
 
 
@@ -329,7 +329,8 @@ def test_a_start_up_leftover_is_started_again(folder, tmp_path):
     status, out, err = run_quietly(argv_for(folder, log_dir, "--epochs=2"))
     assert status == 0, err
     assert sorted(os.listdir(log_dir / "r")) == ["config.json", "curves.png", "history.csv",
-                                                 "learning_rate.csv", "summary.json", "tensorboard"]
+                                                 "learning_rate.csv", "model.keras", "summary.json",
+                                                 "tensorboard"]
     assert read_json(log_dir / "r" / "config.json")["flags"]["run_name"] == "r"
     assert os.listdir(log_dir) == ["r"]
 

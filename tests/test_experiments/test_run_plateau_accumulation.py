@@ -58,13 +58,15 @@ def test_an_accumulated_run_applies_its_k1_twins_lr_at_every_update(folder, unin
     assert [s for s, _ in lr_rows(accumulated)] == [0, 4, 8, 12]  # updates, not batches
     assert [lr for _, lr in lr_rows(accumulated)] == pytest.approx(
         [0.05, 0.05 * (1 + 0.5 ** 0.5) / 2, 0.025, 0.05 * (1 - 0.5 ** 0.5) / 2], rel=1e-6)
-    # TensorBoard's step_learning_rate (--lr_log_freq=0: every step of a short run): one point per
+    # TensorBoard's learning_rate/step (--lr_log_freq=0: every step of a short run): one point per
     # update, the twin's values.
     from run_helpers import read_scalars
 
-    per_update = read_scalars(os.path.join(accumulated, "tensorboard"), "step_learning_rate")
+    per_update = read_scalars(os.path.join(accumulated, "tensorboard", "train"),
+                              "learning_rate/step")
     assert [step for step, _ in per_update] == list(range(16))
-    assert per_update == read_scalars(os.path.join(twin, "tensorboard"), "step_learning_rate")
+    assert per_update == read_scalars(os.path.join(twin, "tensorboard", "train"),
+                                      "learning_rate/step")
     assert per_update[5][1] == pytest.approx(0.05 * (1 + math.cos(math.pi * 5 / 16)) / 2, rel=1e-6)
 
 

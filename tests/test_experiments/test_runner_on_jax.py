@@ -155,7 +155,7 @@ def test_a_run_on_jax_writes_every_file_with_the_schedules_lrs(child):
     assert [float(r["learning_rate"]) for r in logged] == [r["learning_rate"] for r in rows]
     assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(os.listdir(run_dir)) == ["config.json", "curves.png", "history.csv",
-                                           "learning_rate.csv", "summary.json"]
+                                           "learning_rate.csv", "model.keras", "summary.json"]
 
 
 def test_summary_agrees_with_the_history(child):

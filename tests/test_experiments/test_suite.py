@@ -12,7 +12,7 @@ import sys
 import pytest
 from run_helpers import make_run
 
-from experiments import studies, suite
+from experiments import lr_find, studies, suite
 from experiments.runner.flags import FLAGS, RUNNER_FLAGS
 from experiments.studies import common
 
@@ -39,15 +39,17 @@ class FakeRunner:
         assert command[:2] == [sys.executable, "-m"]
         self.commands.append(command)
         flags = {a[2:].split("=", 1)[0]: _value(a.split("=", 1)[1]) for a in command[3:] if "=" in a}
-        if command[2] == "experiments.lr_find":
-            os.makedirs(flags["out"], exist_ok=True)
-            with open(os.path.join(flags["out"], "lr_find.json"), "w") as f:
-                json.dump({"suggested_lr": self.min_loss_lr / 10, "min_loss_lr": self.min_loss_lr,
-                           "method": "LR at the minimum of the smoothed loss divided by 10"}, f)
-            return 0
-        assert command[2] == "experiments.run"
         recorded = {name: FLAGS[name].default for name in RUNNER_FLAGS}  # like the runner: every flag
         recorded.update(flags)
+        if command[2] == "experiments.lr_find":  # <log_dir>/<run_name>, as lr_find writes
+            out = os.path.join(flags["log_dir"], flags["run_name"])
+            os.makedirs(out, exist_ok=True)
+            with open(os.path.join(out, "lr_find.json"), "w") as f:
+                json.dump({"suggested_lr": self.min_loss_lr / 10, "min_loss_lr": self.min_loss_lr,
+                           "method": "LR at the minimum of the smoothed loss divided by 10",
+                           "flags": {k: recorded[k] for k in lr_find.RECORDED_FLAGS}}, f)
+            return 0
+        assert command[2] == "experiments.run"
         failed = flags["run_name"].rsplit("_seed", 1)[0] in self.fail_names
         epochs = flags["epochs"]
         # Final accuracy peaks at lr 0.03 (the sweep's middle candidate for min_loss_lr 0.1).
@@ -129,7 +131,7 @@ def test_cosine_poly_warmup_definitions():
         "step_x0.1_m6-12-16_lr0.05", "cosine_lr0.05", "cosine_lr0.15",
         "restarts_t2_tm1_lr0.05", "restarts_t2_tm2_lr0.05", "restarts_t5_tm1_lr0.05", "restarts_t5_tm2_lr0.05",
     ]
-    assert dict(cosine[4].flags) == {"schedule": "cosine_restarts", "lr": 0.05, "t0": 2.0, "t_mult": 2.0}
+    assert dict(cosine[4].flags) == {"schedule": "cosine_restarts", "lr": 0.05, "t0": 2.0, "t_mul": 2.0}
     poly = suite.definitions("poly", 20, lr=0.05)
     assert [(dict(d.flags)["schedule"], dict(d.flags).get("power")) for d in poly] == [
         ("linear", None), ("poly", 0.5), ("poly", 2.0), ("poly", 3.0)]
@@ -146,16 +148,19 @@ def test_cosine_poly_warmup_definitions():
 def test_plan_runs_crosses_definitions_with_seeds(tmp_path):
     options = _options(seeds=[0, 3], log_dir=str(tmp_path), train_subset=500, image_folder="imgs")
     runs = suite.plan_runs(["poly"], 0.1, options, passthrough=["--weight_decay=0.001"])
+    # The budget (--epochs, --train_subset) and the passed-through flag are in the names
+    # (not the image folder's path).
+    s = "_e10_n500_weight-decay0.001"
     assert [r.name for r in runs] == [
-        "linear_lr0.1_seed0", "poly_p0.5_lr0.1_seed0", "poly_p2_lr0.1_seed0", "poly_p3_lr0.1_seed0",
-        "linear_lr0.1_seed3", "poly_p0.5_lr0.1_seed3", "poly_p2_lr0.1_seed3", "poly_p3_lr0.1_seed3",
+        f"linear_lr0.1{s}_seed0", f"poly_p0.5_lr0.1{s}_seed0", f"poly_p2_lr0.1{s}_seed0", f"poly_p3_lr0.1{s}_seed0",
+        f"linear_lr0.1{s}_seed3", f"poly_p0.5_lr0.1{s}_seed3", f"poly_p2_lr0.1{s}_seed3", f"poly_p3_lr0.1{s}_seed3",
     ]
     r = runs[5]
-    assert r.run_dir == os.path.join(str(tmp_path), "poly", "poly_p0.5_lr0.1_seed3")
+    assert r.run_dir == os.path.join(str(tmp_path), "poly", f"poly_p0.5_lr0.1{s}_seed3")
     assert r.command[:3] == [sys.executable, "-m", "experiments.run"]
     assert r.args == [
         "--epochs=10", "--train_subset=500", "--image_folder=imgs", "--schedule=poly", "--lr=0.1",
-        "--power=0.5", "--seed=3", f"--log_dir={tmp_path}/poly", "--run_name=poly_p0.5_lr0.1_seed3",
+        "--power=0.5", "--seed=3", f"--log_dir={tmp_path}/poly", f"--run_name=poly_p0.5_lr0.1{s}_seed3",
         "--weight_decay=0.001",
     ]
 
@@ -168,12 +173,13 @@ def test_suite_trains_reports_then_skips_finished_runs(tmp_path, capsys):
     assert suite.main(argv, call=fake) == 0
     assert len(fake.commands) == 8
     out = capsys.readouterr().out
-    assert "[suite] run 1 of 8 (poly/linear_lr0.1_seed0): starting; elapsed 0:00:00, estimated remaining unknown" in out
-    assert "run 8 of 8 (poly/poly_p3_lr0.1_seed1): starting" in out
-    report_md = open(os.path.join(log_dir, "poly", "report.md")).read()
+    assert ("[suite] run 1 of 8 (poly/linear_lr0.1_e4_n64_seed0): starting; elapsed 0:00:00, estimated remaining "
+            "unknown") in out
+    assert "run 8 of 8 (poly/poly_p3_lr0.1_e4_n64_seed1): starting" in out
+    report_md = open(os.path.join(log_dir, "poly", "report_e4_n64", "report.md")).read()  # named as its runs
     assert "given with --lr" in report_md and "poly_p0.5_lr0.1" in report_md
-    assert "| `linear_lr0.1` | 2 |" in report_md
-    assert os.path.exists(os.path.join(log_dir, "poly", "curves.png"))
+    assert "| `linear_lr0.1_e4_n64` | 2 |" in report_md
+    assert os.path.exists(os.path.join(log_dir, "poly", "report_e4_n64", "curves.png"))
     # Again: every run is finished, nothing is trained, the report is regenerated.
     fake2 = FakeRunner()
     assert suite.main(argv, call=fake2) == 0
@@ -186,18 +192,18 @@ def test_suite_trains_reports_then_skips_finished_runs(tmp_path, capsys):
 def test_interrupted_run_is_resumed_and_failures_reported(tmp_path, capsys):
     log_dir = str(tmp_path / "logs")
     argv = ["--exercise", "poly", "--epochs", "4", "--lr", "0.1", "--log_dir", log_dir]
-    interrupted = os.path.join(log_dir, "poly", "poly_p2_lr0.1_seed0")
+    interrupted = os.path.join(log_dir, "poly", "poly_p2_lr0.1_e4_seed0")
     os.makedirs(interrupted)
     open(os.path.join(interrupted, "config.json"), "w").write("{}")
-    fake = FakeRunner(fail_names={"poly_p0.5_lr0.1"})
+    fake = FakeRunner(fail_names={"poly_p0.5_lr0.1_e4"})
     assert suite.main(argv, call=fake) == 1
     captured = capsys.readouterr()
-    assert "(poly/poly_p2_lr0.1_seed0): resuming" in captured.out
-    assert "poly_p0.5_lr0.1_seed0 failed (exit status 1); continuing" in captured.out
+    assert "(poly/poly_p2_lr0.1_e4_seed0): resuming" in captured.out
+    assert "poly_p0.5_lr0.1_e4_seed0 failed (exit status 1); continuing" in captured.out
     assert "1 of 4 runs failed" in captured.err
     assert len(fake.commands) == 4  # the failure did not stop the others
-    report_md = open(os.path.join(log_dir, "poly", "report.md")).read()
-    assert "Planned but not finished (failed or interrupted): `poly_p0.5_lr0.1_seed0`" in report_md
+    report_md = open(os.path.join(log_dir, "poly", "report_e4", "report.md")).read()
+    assert "Planned but not finished (failed or interrupted): `poly_p0.5_lr0.1_e4_seed0`" in report_md
 
 
 def test_a_run_in_use_by_another_process_is_not_started_twice(tmp_path, capsys):
@@ -205,37 +211,39 @@ def test_a_run_in_use_by_another_process_is_not_started_twice(tmp_path, capsys):
 
     log_dir = str(tmp_path / "logs")
     argv = ["--exercise", "poly", "--epochs", "4", "--lr", "0.1", "--log_dir", log_dir]
-    busy = os.path.join(log_dir, "poly", "poly_p2_lr0.1_seed0")
+    busy = os.path.join(log_dir, "poly", "poly_p2_lr0.1_e4_seed0")
     fake = FakeRunner()
     with runlock.acquire(os.path.dirname(busy), os.path.basename(busy)):  # as a runner would
         assert suite.main(argv, call=fake) == 1
     captured = capsys.readouterr()
-    assert f"(poly/poly_p2_lr0.1_seed0): in use by process {os.getpid()}, not started twice" in captured.out
-    assert len(fake.commands) == 3 and not any("poly_p2_lr0.1_seed0" in a for c in fake.commands for a in c)
+    assert f"(poly/poly_p2_lr0.1_e4_seed0): in use by process {os.getpid()}, not started twice" in captured.out
+    assert len(fake.commands) == 3 and not any("poly_p2_lr0.1_e4_seed0" in a for c in fake.commands for a in c)
     assert "1 of 4 runs failed or were in use by another process" in captured.err
     # Free again: the next suite trains it.
     assert suite.main(argv, call=fake) == 0 and len(fake.commands) == 4
 
 
-def test_finished_run_with_other_flags_is_an_error(tmp_path, capsys):
+@pytest.mark.parametrize("recorded, message", [
+    ({"epochs": 6}, "--epochs=6, this plan has --epochs=4"),
+    # Flags this plan leaves at the runner's default but the finished run changed.
+    ({"model": "resnet20"}, "--model=resnet20, this plan has --model=simple_cnn (the runner's default)"),
+    ({"train_subset": 5000, "momentum": None},  # momentum None: not read, not compared
+     "--train_subset=5000, this plan has --train_subset=None (the runner's default)"),
+])
+def test_finished_run_with_other_flags_is_an_error(tmp_path, capsys, recorded, message):
+    # Another budget makes other run folders (`test_another_budget_...`); a finished run in
+    # the planned folder whose config.json says otherwise is refused.
     log_dir = str(tmp_path / "logs")
-    base = ["--exercise", "poly", "--lr", "0.1", "--log_dir", log_dir]
-    assert suite.main(base + ["--epochs", "4"], call=FakeRunner()) == 0
-    fake = FakeRunner()
-    assert suite.main(base + ["--epochs", "6"], call=fake) == 2
-    assert fake.commands == []
-    err = capsys.readouterr().err
-    assert "finished with --epochs=4, this plan has --epochs=6" in err
-    # A flag this plan leaves at the runner's default but the finished run changed.
-    assert suite.main(base + ["--epochs", "4", "--model", "resnet20"], call=fake) == 2
-    assert "finished with --model=simple_cnn, this plan has --model=resnet20" in capsys.readouterr().err
-    config_path = os.path.join(log_dir, "poly", "linear_lr0.1_seed0", "config.json")
+    base = ["--exercise", "poly", "--lr", "0.1", "--log_dir", log_dir, "--epochs", "4"]
+    assert suite.main(base, call=FakeRunner()) == 0
+    config_path = os.path.join(log_dir, "poly", "linear_lr0.1_e4_seed0", "config.json")
     config = json.load(open(config_path))
-    config["flags"].update(train_subset=5000, momentum=None)  # momentum None: not read, not compared
+    config["flags"].update(recorded)
     json.dump(config, open(config_path, "w"))
-    assert suite.main(base + ["--epochs", "4"], call=fake) == 2
-    assert ("finished with --train_subset=5000, this plan has --train_subset=None (the runner's default)"
-            in capsys.readouterr().err)
+    fake = FakeRunner()
+    assert suite.main(base, call=fake) == 2
+    assert f"suite: {os.path.dirname(config_path)} finished with {message}; use another --log_dir" in (
+        capsys.readouterr().err)
     assert fake.commands == []
 
 
@@ -254,7 +262,7 @@ def test_sweep_candidates_and_choice(tmp_path):
     assert suite.sweep_candidates({"min_loss_lr": 0.0548}) == [0.0055, 0.016, 0.055]
     options = _options(seeds=[4, 5], log_dir=str(tmp_path))
     runs = suite.sweep_runs([0.01, 0.03, 0.1], options)
-    assert [r.run_dir for r in runs] == [os.path.join(str(tmp_path), "step", f"constant_lr{x}_seed4")
+    assert [r.run_dir for r in runs] == [os.path.join(str(tmp_path), "step", f"constant_lr{x}_e10_seed4")
                                          for x in ("0.01", "0.03", "0.1")]
     with pytest.raises(suite.SuiteError, match="no run of the constant-LR sweep finished"):
         suite.choose_lr(runs)
@@ -267,6 +275,7 @@ def test_sweep_candidates_and_choice(tmp_path):
 
 
 def test_base_lr_tuned_by_range_test_and_sweep(tmp_path, capsys):
+    SUFFIX = "_e10_n64_b16_epoch_weight-decay0.001"  # the runs' and the reports' (suite.name_suffix)
     log_dir = str(tmp_path / "logs")
     argv = ["--exercise", "step", "--epochs", "10", "--log_dir", log_dir, "--train_subset", "64",
             "--batch_size", "16", "--seeds", "2", "--lr_update=epoch", "--weight_decay=0.001"]
@@ -274,29 +283,35 @@ def test_base_lr_tuned_by_range_test_and_sweep(tmp_path, capsys):
     assert suite.main(argv, call=fake) == 0
     lr_find = fake.commands[0]
     assert lr_find[2] == "experiments.lr_find"
-    assert f"--out={log_dir}/lr_find" in lr_find and "--batch_size=16" in lr_find and "--train_subset=64" in lr_find
+    # Its folder is named after its budget and flags, as the runs are (not --epochs: it trains --num_steps).
+    assert f"--log_dir={log_dir}" in lr_find and "--run_name=lr_find_n64_b16_weight-decay0.001" in lr_find
+    assert "--batch_size=16" in lr_find and "--train_subset=64" in lr_find
+    assert os.path.exists(os.path.join(log_dir, "lr_find_n64_b16_weight-decay0.001", "lr_find.json"))
     # The range test gets the pass-through flags it uses, not those it would refuse.
     assert "--weight_decay=0.001" in lr_find and "--lr_update=epoch" not in lr_find
     assert all("--lr_update=epoch" in c for c in fake.commands[1:])
     names = [next(a for a in c if a.startswith("--run_name=")).split("=", 1)[1] for c in fake.commands[1:]]
-    assert names[:3] == ["constant_lr0.01_seed0", "constant_lr0.03_seed0", "constant_lr0.1_seed0"]
+    assert names[:3] == [
+        f"constant_lr{lr}_e10_n64_b16_epoch_weight-decay0.001_seed0" for lr in ("0.01", "0.03", "0.1")]
     # 0.03 won (the fake's accuracy peaks there): every step run starts from it, seed 1 of the
     # constant run is added, and seed 0 of the sweep's winner is not trained twice.
-    assert "step_x0.1_m3-6-8_lr0.03_seed0" in names and "constant_lr0.03_seed1" in names
+    assert "step_x0.1_m3-6-8_lr0.03_e10_n64_b16_epoch_weight-decay0.001_seed0" in names and "constant_lr0.03_e10_n64_b16_epoch_weight-decay0.001_seed1" in names
     assert len(names) == len(set(names)) == 3 + (10 - 1) + 10
     assert not any("lr0.01" in n or "lr0.1_" in n for n in names[3:])
+    # The budget and the passed-through flags are in every name (another --weight_decay: other folders).
+    assert all(n.endswith(("_e10_n64_b16_epoch_weight-decay0.001_seed0", "_e10_n64_b16_epoch_weight-decay0.001_seed1")) for n in names)
     out = capsys.readouterr().out
-    assert "[suite] LR sweep run 1 of 3 (step/constant_lr0.01_seed0): starting" in out
+    assert "[suite] LR sweep run 1 of 3 (step/constant_lr0.01_e10_n64_b16_epoch_weight-decay0.001_seed0): starting" in out
     assert "[suite] base LR 0.03: best final val accuracy of the constant-LR sweep" in out
-    report_md = open(os.path.join(log_dir, "step", "report.md")).read()
+    report_md = open(os.path.join(log_dir, "step", "report" + SUFFIX, "report.md")).read()
     assert "Base LR of the SGD runs: 0.03, tuned by a short sweep: constant-LR runs at 0.01, 0.03, 0.1 (seed 0)" in report_md
     assert "minimum-loss LR, 0.1, times 0.1, 0.3, 1" in report_md
-    assert "Constant-LR sweep: `constant_lr0.03`" in report_md
+    assert "Constant-LR sweep: `constant_lr0.03_e10_n64_b16_epoch_weight-decay0.001`" in report_md
     rows = [line.split("|")[1].strip() for line in report_md.splitlines() if line.startswith("| `")]
-    assert rows[:4] == ["`constant_lr0.01`", "`constant_lr0.03`", "`constant_lr0.1`", "`step_x0.1_m3-6-8_lr0.03`"]
-    assert "against" in report_md and "for the constant LR (`constant_lr0.03`)" in report_md
+    assert rows[:4] == ["`constant_lr0.01_e10_n64_b16_epoch_weight-decay0.001`", "`constant_lr0.03_e10_n64_b16_epoch_weight-decay0.001`", "`constant_lr0.1_e10_n64_b16_epoch_weight-decay0.001`", "`step_x0.1_m3-6-8_lr0.03_e10_n64_b16_epoch_weight-decay0.001`"]
+    assert "against" in report_md and "for the constant LR (`constant_lr0.03_e10_n64_b16_epoch_weight-decay0.001`)" in report_md
     for png in ("curves_base.png", "curves_challenge.png"):
-        assert os.path.exists(os.path.join(log_dir, "step", png))
+        assert os.path.exists(os.path.join(log_dir, "step", "report" + SUFFIX, png))
     # The range test and the sweep are reused: nothing runs again.
     fake2 = FakeRunner()
     assert suite.main(argv, call=fake2) == 0 and fake2.commands == []
@@ -304,8 +319,8 @@ def test_base_lr_tuned_by_range_test_and_sweep(tmp_path, capsys):
     fake3 = FakeRunner()
     assert suite.main(["--exercise", "cosine"] + argv[2:], call=fake3) == 0
     assert len(fake3.commands) == 2 * 7 and all("--log_dir=" + log_dir + "/cosine" in c for c in fake3.commands)
-    assert any("--run_name=cosine_lr0.09_seed1" in c for c in fake3.commands)  # 3 x 0.03
-    cosine_md = open(os.path.join(log_dir, "cosine", "report.md")).read()
+    assert any("--run_name=cosine_lr0.09_e10_n64_b16_epoch_weight-decay0.001_seed1" in c for c in fake3.commands)  # 3 x 0.03
+    cosine_md = open(os.path.join(log_dir, "cosine", "report" + SUFFIX, "report.md")).read()
     assert "Base LR of the SGD runs: 0.03, tuned by a short sweep" in cosine_md
 
 
@@ -324,11 +339,11 @@ def test_warmup_study_report(tmp_path):
     assert suite.main(argv, call=fake) == 0
     assert len(fake.commands) == 6  # no range test: the warmup study has its own large LRs
     assert any("--optimizer=adam" in c and "--lr=0.1" in c and "--warmup_epochs=2" in c for c in fake.commands)
-    text = (log_dir / "warmup" / "report.md").read_text()
+    text = (log_dir / "warmup" / "report_e8" / "report.md").read_text()
     assert "max loss, epochs 1-5" in text  # the 2 warmup epochs and 3 at the full LR
     assert "Deliberately large LRs: Adam 0.1, SGD 1; warmup: linear from 0 over the first 2 epochs." in text
     for png in ("early_loss.png", "curves_adam.png", "curves_sgd.png"):
-        assert (log_dir / "warmup" / png).exists()
+        assert (log_dir / "warmup" / "report_e8" / png).exists()
 
 
 def test_dry_run_prints_commands_and_creates_nothing(tmp_path, capsys):
@@ -342,7 +357,7 @@ def test_dry_run_prints_commands_and_creates_nothing(tmp_path, capsys):
     commands = [line for line in lines if "experiments.run" in line]
     # step 10 + cosine 7 + poly 4 + warmup 6 definitions, 2 seeds each.
     assert len(commands) == 2 * (10 + 7 + 4 + 6)
-    assert any("--lr=LR" in c and "--run_name=constant_lrLR_seed5" in c for c in commands)
+    assert any("--lr=LR" in c and "--run_name=constant_lrLR_e10_seed5" in c for c in commands)
     assert any("--lr=3xLR" in c for c in commands)
     assert any("--optimizer=adam" in c and "--warmup_epochs=5" in c and "--schedule=cosine" in c for c in commands)
 
@@ -356,8 +371,8 @@ def test_dry_run_after_the_range_test_prints_the_sweep(tmp_path, capsys):
     assert fake.commands == [] and sorted(os.listdir(log_dir)) == ["lr_find"]
     out = capsys.readouterr().out
     for lr in ("0.05", "0.15", "0.5"):
-        assert f"--log_dir={log_dir}/step --run_name=constant_lr{lr}_seed0" in out
-    assert "# LR below: the constant LR of the sweep above" in out and "--run_name=poly_p2_lrLR_seed0" in out
+        assert f"--log_dir={log_dir}/step --run_name=constant_lr{lr}_e4_seed0" in out
+    assert "# LR below: the constant LR of the sweep above" in out and "--run_name=poly_p2_lrLR_e4_seed0" in out
 
 
 @pytest.mark.parametrize(
@@ -417,3 +432,139 @@ def test_ctrl_c_says_how_to_resume(tmp_path, capsys):
     argv = ["--exercise", "poly", "--epochs", "4", "--lr", "0.1", "--log_dir", str(tmp_path / "l")]
     assert suite.main(argv, call=interrupted) == 130
     assert "run the same command again to resume" in capsys.readouterr().err
+
+
+def test_passed_through_flags_that_change_results_make_other_run_folders(tmp_path, capsys):
+    base = ["--exercise", "poly", "--lr", "0.1", "--epochs", "4", "--log_dir", str(tmp_path)]
+    assert suite.main(base, call=FakeRunner()) == 0
+    adam = FakeRunner()
+    assert suite.main(base + ["--optimizer=adam"], call=adam) == 0
+    assert len(adam.commands) == 4  # not the SGD runs, not an error
+    assert [n for n in sorted(os.listdir(tmp_path / "poly")) if n.startswith("linear")] == [
+        "linear_lr0.1_e4_adam_seed0", "linear_lr0.1_e4_seed0"]
+    again = FakeRunner()
+    assert suite.main(base + ["--optimizer=adam"], call=again) == 0 and again.commands == []
+
+
+def test_suite_help_lists_the_runner_flags_it_passes_through(capsys):
+    with pytest.raises(SystemExit):
+        suite.parse_args(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "runner flags (passed through to experiments.run)" in out
+    for name in ("epochs", "train_subset", "image_folder", "model", "batch_size"):
+        assert f"--{name}" in out and " ".join(FLAGS[name].help.split()[-3:]) in out
+    assert "Any other runner flag" in out and "passes through unchanged" in out
+
+
+def test_unknown_suite_flag_names_the_closest(capsys):
+    with pytest.raises(SystemExit) as e:
+        suite.parse_args(["--exercise", "poly", "--dryrun"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == ("suite: --dryrun: neither a suite nor a runner flag "
+                                       "(did you mean --dry_run?)\n")
+
+
+def _fake_with_data(fake):
+    """`fake`, recording the image folder's fingerprint in config.json as the runner does."""
+    from experiments.runner import data, rundir
+
+    def call(command):
+        status = fake(command)
+        flags = dict(a[2:].split("=", 1) for a in command[3:] if "=" in a)
+        if command[2] == "experiments.run" and "image_folder" in flags:
+            path = os.path.join(flags["log_dir"], flags["run_name"], "config.json")
+            config = json.load(open(path))
+            config[rundir.DATA] = data.fingerprint(data.list_image_folder(flags["image_folder"]))
+            json.dump(config, open(path, "w"))
+        return status
+    return call
+
+
+def test_runs_are_reused_from_a_copy_of_the_images_elsewhere_not_from_other_images(tmp_path, capsys):
+    import shutil
+
+    from run_helpers import make_image_folder
+
+    first = make_image_folder(tmp_path / "mine", classes=2, train_per_class=3, test_per_class=2)
+    copy = shutil.copytree(first, tmp_path / "theirs")
+    base = ["--exercise", "poly", "--lr", "0.1", "--epochs", "3", "--log_dir", str(tmp_path / "logs")]
+    assert suite.main(base + ["--image_folder", first], call=_fake_with_data(FakeRunner())) == 0
+    reused = FakeRunner()
+    assert suite.main(base + ["--image_folder", str(copy)], call=reused) == 0 and reused.commands == []
+    os.remove(os.path.join(copy, "train", "class0", sorted(os.listdir(os.path.join(copy, "train", "class0")))[0]))
+    assert suite.main(base + ["--image_folder", str(copy)], call=FakeRunner()) == 2
+    assert "other images than --image_folder=" in capsys.readouterr().err
+
+
+def _folder(command):
+    """The folder a fake command wrote: <--log_dir>/<--run_name>."""
+    flags = dict(a[2:].split("=", 1) for a in command[3:] if "=" in a)
+    return os.path.join(flags["log_dir"], flags["run_name"])
+
+
+def test_another_budget_makes_other_run_folders_in_the_same_log_dir(tmp_path, capsys):
+    log_dir = str(tmp_path / "logs")
+    small = ["--exercise", "poly", "--log_dir", log_dir, "--epochs", "4", "--train_subset", "64"]
+    large = ["--exercise", "poly", "--log_dir", log_dir, "--epochs", "6", "--train_subset", "128"]
+    first, second = FakeRunner(), FakeRunner()
+    assert suite.main(small, call=first) == 0
+    assert suite.main(large, call=second) == 0  # not refused: the small budget's runs are not its own
+    # Each: the range test, the 3 sweep runs, the 4 poly runs, in folders named after its budget.
+    assert len(first.commands) == len(second.commands) == 1 + 3 + 4
+    made = [[_folder(c) for c in fake.commands] for fake in (first, second)]
+    assert not set(made[0]) & set(made[1])
+    assert made[0][0] == os.path.join(log_dir, "lr_find_n64") and made[1][0] == os.path.join(log_dir, "lr_find_n128")
+    assert all(d.endswith("_e4_n64_seed0") for d in made[0][1:])
+    assert all(d.endswith("_e6_n128_seed0") for d in made[1][1:])
+    for folders, epochs, subset in ((made[0], 4, 64), (made[1], 6, 128)):  # each folder: its budget's run
+        for folder in folders[1:]:
+            recorded = json.load(open(os.path.join(folder, "config.json")))["flags"]
+            assert (recorded["epochs"], recorded["train_subset"]) == (epochs, subset)
+    assert json.load(open(os.path.join(made[1][0], "lr_find.json")))["flags"]["train_subset"] == 128
+    # Each budget's report in its own folder, of its own runs: neither replaced the other.
+    for suffix, other in (("_e4_n64", "_e6_n128"), ("_e6_n128", "_e4_n64")):
+        text = open(os.path.join(log_dir, "poly", "report" + suffix, "report.md")).read()
+        assert f"linear_lr0.03{suffix}_seed0" in text and other not in text
+    assert not os.path.exists(os.path.join(log_dir, "poly", "report.md"))
+    # A rerun of either trains nothing: its range test, sweep and runs are all found.
+    for argv in (small, large):
+        capsys.readouterr()
+        again = FakeRunner()
+        assert suite.main(argv, call=again) == 0 and again.commands == []
+        assert capsys.readouterr().out.count("finished already, skipped") == 3 + 4
+    # Another --epochs alone shares the range test (it trains --num_steps, not --epochs).
+    longer = FakeRunner()
+    assert suite.main(small[:-4] + ["--epochs", "6", "--train_subset", "64"], call=longer) == 0
+    assert [c[2] for c in longer.commands] == ["experiments.run"] * (3 + 4)
+    assert all(_folder(c).endswith("_e6_n64_seed0") for c in longer.commands)
+
+
+def test_runs_named_before_the_budget_was_in_names_are_reused(tmp_path, capsys):
+    # Runs (and a range test) recorded as <definition>_seed<k> and lr_find/, like docs/results.
+    log_dir = tmp_path / "logs"
+    argv = ["--exercise", "poly", "--log_dir", str(log_dir), "--epochs", "4", "--train_subset", "64"]
+    assert suite.main(argv, call=FakeRunner()) == 0
+    for study in ("poly", "step"):
+        for name in os.listdir(log_dir / study):
+            if "_e4_n64" in name and not name.startswith("report"):
+                old = log_dir / study / name.replace("_e4_n64", "")
+                os.rename(log_dir / study / name, old)
+                config = json.load(open(old / "config.json"))
+                config["flags"]["run_name"] = old.name
+                json.dump(config, open(old / "config.json", "w"))
+    os.rename(log_dir / "lr_find_n64", log_dir / "lr_find")
+    capsys.readouterr()
+    again = FakeRunner()
+    assert suite.main(argv, call=again) == 0 and again.commands == []
+    out = capsys.readouterr().out
+    assert out.count("finished already, skipped") == 3 + 4 and "(poly/linear_lr0.03_seed0): finished already" in out
+    assert os.path.exists(log_dir / "poly" / "report.md")  # runs named as before: the report too
+    # Another budget does not take them: its own range test and runs.
+    other = FakeRunner()
+    assert suite.main(argv[:-2] + ["--train_subset", "128"], call=other) == 0
+    assert _folder(other.commands[0]) == str(log_dir / "lr_find_n128") and len(other.commands) == 1 + 3 + 4
+    # The runner's default budget names its range test lr_find/ too: one of another budget there is refused.
+    assert suite.main(argv[:-2], call=FakeRunner()) == 2
+    assert capsys.readouterr().err == (
+        f"suite: the LR range test in {log_dir / 'lr_find'} ran with --train_subset=64, this plan has "
+        "--train_subset=None; use another --log_dir (or move it away)\n")

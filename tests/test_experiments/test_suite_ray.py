@@ -98,7 +98,7 @@ def test_parallel_1_never_imports_ray(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
-    assert os.path.exists(tmp_path / "poly" / "report.md")
+    assert os.path.exists(tmp_path / "poly" / "report_e4" / "report.md")
 
 
 def test_parallel_without_ray_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
@@ -153,12 +153,13 @@ def test_tuning_ends_before_the_runs_that_need_its_lr(tmp_path, capsys):
     log_dir = str(tmp_path / "logs")
     fake = FakeRunner(min_loss_lr=0.1)
     pool = ThreadPool(fake, slots=3)
-    argv = ["--exercise=all", "--epochs=10", f"--log_dir={log_dir}", "--parallel=3", "--image_folder=imgs"]
+    images = make_image_folder(tmp_path / "imgs", classes=2, train_per_class=2, test_per_class=1)
+    argv = ["--exercise=all", "--epochs=10", f"--log_dir={log_dir}", "--parallel=3", f"--image_folder={images}"]
     assert suite.main(argv, make_pool=lambda: pool) == 0
     spans = pool.spans
     range_test = spans.pop("the LR range test")
-    sweep = {k: v for k, v in spans.items() if k in ("step/constant_lr0.01_seed0", "step/constant_lr0.03_seed0",
-                                                    "step/constant_lr0.1_seed0")}
+    sweep = {k: v for k, v in spans.items() if k in ("step/constant_lr0.01_e10_seed0", "step/constant_lr0.03_e10_seed0",
+                                                    "step/constant_lr0.1_e10_seed0")}
     warmup = {k: v for k, v in spans.items() if k.startswith("warmup/")}
     tuned = {k: v for k, v in spans.items() if k not in sweep and k not in warmup}
     assert len(sweep) == 3 and len(warmup) == 6 and len(tuned) == 9 + 7 + 4
@@ -170,12 +171,12 @@ def test_tuning_ends_before_the_runs_that_need_its_lr(tmp_path, capsys):
     assert len(fake.commands) == 1 + 3 + 6 + 20 and pool.closed
     out = capsys.readouterr().out
     events = _progress_lines(out)
-    assert "started step/constant_lr0.01_seed0 (LR sweep, new)" in out
+    assert "started step/constant_lr0.01_e10_seed0 (LR sweep, new)" in out
     assert "| 0 done, 1 running, 29 left;" in events[0]  # the 30 jobs counted from the start
     assert events[-1].split(" | ")[1].startswith("30 done, 0 running, 0 left; ")
     assert events[-1].endswith("estimated remaining 0:00:00")
     for exercise in studies.NAMES:
-        assert os.path.exists(os.path.join(log_dir, exercise, "report.md"))
+        assert os.path.exists(os.path.join(log_dir, exercise, "report_e10", "report.md"))
 
 
 def test_data_from_tensorflow_datasets_is_loaded_by_one_run_first(tmp_path, capsys):
@@ -193,18 +194,18 @@ def test_data_from_tensorflow_datasets_is_loaded_by_one_run_first(tmp_path, caps
     out = capsys.readouterr().out
     assert "started" not in out
     assert _progress_lines(out) == [
-        "[suite] 4 run(s) finished already, skipped (poly/linear_lr0.1_seed0, poly/poly_p0.5_lr0.1_seed0, "
-        "poly/poly_p2_lr0.1_seed0, ...) | 4 done, 0 running, 0 left; elapsed 0:00:00, estimated remaining 0:00:00"]
+        "[suite] 4 run(s) finished already, skipped (poly/linear_lr0.1_e4_seed0, poly/poly_p0.5_lr0.1_e4_seed0, "
+        "poly/poly_p2_lr0.1_e4_seed0, ...) | 4 done, 0 running, 0 left; elapsed 0:00:00, estimated remaining 0:00:00"]
 
 
 def test_a_failed_run_is_reported_with_its_log_and_the_others_go_on(tmp_path, capsys):
     log_dir = tmp_path / "logs"
-    fake = FakeRunner(fail_names={"poly_p0.5_lr0.1"})
+    fake = FakeRunner(fail_names={"poly_p0.5_lr0.1_e4"})
     argv = ["--exercise=poly", "--epochs=4", "--lr=0.1", f"--log_dir={log_dir}", "--parallel=2"]
     assert suite.main(argv, make_pool=lambda: ThreadPool(fake)) == 1
     captured = capsys.readouterr()
-    log = log_dir / "poly" / "logs" / "poly_p0.5_lr0.1_seed0.log"
-    assert (f"[suite] poly/poly_p0.5_lr0.1_seed0 failed (exit status 1); its output: {log}; the others go on | "
+    log = log_dir / "poly" / "logs" / "poly_p0.5_lr0.1_e4_seed0.log"
+    assert (f"[suite] poly/poly_p0.5_lr0.1_e4_seed0 failed (exit status 1); its output: {log}; the others go on | "
             in captured.out)
     assert len(fake.commands) == 4
     assert "1 of 4 runs failed" in captured.err
@@ -215,11 +216,11 @@ def test_a_run_in_use_is_not_started_twice(tmp_path, capsys):
     log_dir = tmp_path / "logs"
     fake = FakeRunner()
     argv = ["--exercise=poly", "--epochs=4", "--lr=0.1", f"--log_dir={log_dir}", "--parallel=2"]
-    with runlock.acquire(str(log_dir / "poly"), "poly_p2_lr0.1_seed0"):
+    with runlock.acquire(str(log_dir / "poly"), "poly_p2_lr0.1_e4_seed0"):
         assert suite.main(argv, make_pool=lambda: ThreadPool(fake)) == 1
     out = capsys.readouterr().out
-    assert f"poly/poly_p2_lr0.1_seed0 is in use by process {os.getpid()}, not started twice | " in out
-    assert len(fake.commands) == 3 and not any("--run_name=poly_p2_lr0.1_seed0" in c for c in fake.commands)
+    assert f"poly/poly_p2_lr0.1_e4_seed0 is in use by process {os.getpid()}, not started twice | " in out
+    assert len(fake.commands) == 3 and not any("--run_name=poly_p2_lr0.1_e4_seed0" in c for c in fake.commands)
 
 
 def test_ctrl_c_stops_every_run_and_says_how_to_resume(tmp_path, capsys):
@@ -295,7 +296,8 @@ def test_on_ray_two_at_once_stopped_resumed_nothing_twice_and_the_sequential_rep
     log_dir = tmp_path / "logs"
     epochs = 6
     argv = _argv(images, log_dir, epochs)
-    names = [f"{d}_lr0.05_seed0" for d in ("linear", "poly_p0.5", "poly_p2", "poly_p3")]
+    names = [f"{d}_lr0.05_e{epochs}_b16_seed0" for d in ("linear", "poly_p0.5", "poly_p2", "poly_p3")]
+    REPORT = os.path.join(f"report_e{epochs}_b16", "report.md")  # named as the runs
     dirs = [str(log_dir / "poly" / n) for n in names]
     logs = {d: os.path.join(log_dir, "poly", "logs", os.path.basename(d) + ".log") for d in dirs}
 
@@ -347,8 +349,8 @@ def test_on_ray_two_at_once_stopped_resumed_nothing_twice_and_the_sequential_rep
         assert sum(s <= start < e for s, e, _ in spans) <= 2
 
     # A sequential suite over the same runs trains nothing and writes the same report.
-    parallel_report = (log_dir / "poly" / "report.md").read_text()
+    parallel_report = (log_dir / "poly" / REPORT).read_text()
     capsys.readouterr()
     assert suite.main(argv, call=lambda command: pytest.fail(f"trained again: {command}")) == 0
     assert capsys.readouterr().out.count("finished already, skipped") == 4
-    assert (log_dir / "poly" / "report.md").read_text() == parallel_report
+    assert (log_dir / "poly" / REPORT).read_text() == parallel_report

@@ -162,6 +162,23 @@ def test_per_step_values_beside_keras_tensorboard(tmp_path):
     assert read_scalars(os.path.join(log_dir, "train"), "learning_rate") == []
 
 
+def test_tags_name_the_scalars_in_keras_train_run(tmp_path):
+    # PiecewiseConstantDecay: 0.1 up to step 11, 0.02 from step 12 (epoch 1 starts at step 8).
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay([11], [0.1, 0.02])
+    log_dir = str(tmp_path / "tb")
+    logger = LearningRateLogger(log_dir=os.path.join(log_dir, "train"), update_freq=4,
+                                epoch_tag="learning_rate/epoch_start", step_tag="learning_rate/step")
+    fit(make_model(keras.optimizers.SGD(schedule)),
+        [keras.callbacks.TensorBoard(log_dir), logger], epochs=2)
+    train = os.path.join(log_dir, "train")
+    assert read_scalars(train, "learning_rate/epoch_start") == [
+        (0, np.float32(0.1)), (1, np.float32(0.1))]
+    assert read_scalars(train, "learning_rate/step") == [
+        (0, np.float32(0.1)), (4, np.float32(0.1)), (8, np.float32(0.1)), (12, np.float32(0.02))]
+    assert read_scalars(train, "learning_rate") == read_scalars(train, "step_learning_rate") == []
+    assert not glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))  # no third run
+
+
 @pytest.mark.parametrize("loss_scale", [False, True])
 def test_steps_inside_an_execution_come_from_the_schedule(tmp_path, loss_scale):
     # steps_per_execution=3: batch hooks only see steps 0, 3, 6 of an epoch.
@@ -392,6 +409,13 @@ def test_reads_the_optimizer_once_per_epoch_or_every_n_steps(tmp_path, monkeypat
          'LearningRateLogger: update_freq must be "epoch" when log_dir is '
          "None (per-step values go to TensorBoard only), received "
          "update_freq=2"),
+        ({"csv_path": "a.csv", "epoch_tag": ""}, ValueError,
+         "LearningRateLogger: epoch_tag must be a non-empty str, received epoch_tag=''"),
+        ({"csv_path": "a.csv", "step_tag": 3}, TypeError,
+         "LearningRateLogger: step_tag must be a str, received step_tag=3"),
+        ({"csv_path": "a.csv", "step_tag": "lr", "epoch_tag": "lr"}, ValueError,
+         "LearningRateLogger: step_tag must differ from epoch_tag (their x axes differ: "
+         "steps, epochs), received step_tag='lr', epoch_tag='lr'"),
     ],
 )
 def test_bad_arguments(kwargs, error, message):
