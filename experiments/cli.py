@@ -36,8 +36,20 @@ class Parser(argparse.ArgumentParser):
     def unknown_flag(self, arg, names=(), reason="unknown flag"):
         """Exits with ``<command>: --x: unknown flag (did you mean --y?)``; `names`: more known flags."""
         name = arg[2:].split("=", 1)[0]
-        known = [o[2:] for a in self._actions for o in a.option_strings if o.startswith("--")]
-        self.exit(2, f"{self.command}: --{name}: {reason}{did_you_mean(name, known + list(names))}\n")
+        self.exit(2, f"{self.command}: --{name}: {reason}{did_you_mean(name, self._names() + list(names))}\n")
+
+    def check_names(self, args, names=(), reason="unknown flag"):
+        """`unknown_flag` for the first ``--x`` in `args` that is neither this parser's (nor, as
+        argparse allows, the start of one) nor in `names`; called before parsing, so that a
+        misspelt flag is named before argparse reports the required one it hides."""
+        known = self._names()
+        for arg in args:
+            name = arg[2:].split("=", 1)[0] if arg.startswith("--") and arg != "--" else None
+            if name and name not in names and not any(k.startswith(name) for k in known):
+                self.unknown_flag(arg, names, reason)
+
+    def _names(self):
+        return [o[2:] for a in self._actions for o in a.option_strings if o.startswith("--")]
 
     def output_folder(self, options, old, default):
         """`output_folder` of --log_dir (None: `default`) and the deprecated --`old`; both: `error`."""
@@ -48,7 +60,8 @@ class Parser(argparse.ArgumentParser):
             self.error(str(error))
 
     def parse_args(self, args=None, namespace=None):
-        """As argparse's, an unknown flag named with the closest known one (`unknown_flag`)."""
+        """As argparse's, an unknown flag named with the closest known one (`check_names`)."""
+        self.check_names(sys.argv[1:] if args is None else args)
         options, rest = self.parse_known_args(args, namespace)
         for arg in rest:
             if arg.startswith("--"):

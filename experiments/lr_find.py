@@ -55,6 +55,7 @@ import os
 import numpy as np
 
 from experiments import cli
+from experiments.runner import backends
 from experiments.runner import flags as runner_flags
 
 DEFAULT_START_LR = 1e-5
@@ -174,7 +175,7 @@ def range_test(model, dataset, optimizer=None, loss=None, start_lr=DEFAULT_START
     Raises:
         ValueError: for bad arguments, or when no loss was finite.
     """
-    import keras
+    keras = backends.import_keras()
 
     _check("start_lr", 0 < start_lr < end_lr, f"in (0, end_lr), received start_lr={start_lr}, end_lr={end_lr}")
     _check("num_steps", isinstance(num_steps, int) and num_steps >= 3, f">= 3, received num_steps={num_steps}")

@@ -662,6 +662,7 @@ def parse_args(argv):
     parser.add_argument("--ray_address",
                         help="with --parallel: an existing Ray cluster, auto or HOST:PORT (default: a local "
                              "Ray started and stopped by the suite); --log_dir must be seen by every node")
+    parser.check_names(argv, runner_flags.RUNNER_FLAGS, "neither a suite nor a runner flag")
     options, rest = parser.parse_known_args(argv)
     _check_parallel_flags(options, parser)
     try:

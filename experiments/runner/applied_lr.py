@@ -31,6 +31,8 @@ import math
 
 import numpy as np
 
+from experiments.runner import backends
+
 MAX_POINTS = 4096
 
 
@@ -58,8 +60,7 @@ class AppliedLR:
 
 def evaluate(schedule, steps):
     """The schedule at every step of `steps` (one vectorised ``keras.ops`` call), float32."""
-    import keras
-
+    keras = backends.import_keras()
     values = keras.ops.vectorized_map(schedule, np.asarray(steps))
     return keras.ops.convert_to_numpy(values).astype(np.float32)
 
@@ -110,8 +111,7 @@ def applied_lr(config, history, max_points=MAX_POINTS):
     derived = (config or {}).get("derived") or {}
     if "schedule" not in derived or "steps_per_epoch" not in derived or not history:
         return None
-    import keras
-
+    keras = backends.import_keras()
     import kschedules  # noqa: F401  (registers the classes deserialization needs)
 
     schedule = keras.saving.deserialize_keras_object(derived["schedule"])

@@ -58,10 +58,20 @@ NO_GPU_NOISE = re.compile(
 
 def name():
     """Keras's backend: "tensorflow", "jax", ..."""
+    return import_keras().backend.backend()
+
+
+def import_keras():
+    """`keras`, its first import (and TensorFlow's) in `quiet_tensorflow_start`: every command's
+    first `import keras` goes through here (the runner's, the report's figures, lr_find)."""
     with quiet_tensorflow_start():
         import keras
 
-    return keras.backend.backend()
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # the CUDA driver's lines come now, not later
+    return keras
 
 
 @contextlib.contextmanager

@@ -462,6 +462,16 @@ def test_unknown_suite_flag_names_the_closest(capsys):
     assert e.value.code == 2
     assert capsys.readouterr().err == ("suite: --dryrun: neither a suite nor a runner flag "
                                        "(did you mean --dry_run?)\n")
+    # A misspelt required flag is named as such, not reported missing; a misspelt runner flag too.
+    for argv, err in ((["--exercize", "poly"], "--exercize: neither a suite nor a runner flag "
+                       "(did you mean --exercise?)"),
+                      (["--exercise", "poly", "--optimzer=adam"], "--optimzer: neither a suite nor "
+                       "a runner flag (did you mean --optimizer?)")):
+        with pytest.raises(SystemExit) as e:
+            suite.parse_args(argv)
+        assert e.value.code == 2 and capsys.readouterr().err == f"suite: {err}\n"
+    # argparse's abbreviations still work (--exer: --exercise).
+    assert suite.parse_args(["--exer", "poly"])[1] == ("poly",)
 
 
 def _fake_with_data(fake):

@@ -194,3 +194,19 @@ def test_the_first_import_of_keras_is_quiet_unless_the_user_set_the_log_level():
                       "with backends.quiet_tensorflow_start():\n"
                       f"    os.write(2, {NOISE.encode()!r})\n", TF_CPP_MIN_LOG_LEVEL="0")
     assert user_set.stderr == NOISE
+
+
+def test_the_report_figures_first_import_of_keras_is_quiet_too():
+    # experiments.report and the suite draw curves from a rebuilt schedule (runner/applied_lr.py):
+    # their first `import keras`, and the CUDA driver's lines at the first op, are filtered as well.
+    schedule = {"module": "kschedules.cosine", "class_name": "CosineAnnealing",
+                "config": {"initial_learning_rate": 0.1, "decay_steps": 4, "min_learning_rate": 0.0},
+                "registered_name": "kschedules>CosineAnnealing"}
+    config = {"flags": {"schedule": "cosine"},
+              "derived": {"steps_per_epoch": 2, "total_steps": 4, "schedule": schedule}}
+    drawn = _child("from experiments.runner import applied_lr\n"
+                   f"lr = applied_lr.applied_lr({config!r}, [{{'learning_rate': 0.1}}] * 2)\n"
+                   "print(lr.learning_rate.round(4).tolist())")
+    assert drawn.returncode == 0 and drawn.stderr == "", drawn.stderr
+    # 0.1 * (1 + cos(pi * s / 4)) / 2 at s = 0..3
+    assert drawn.stdout == "[0.1, 0.0854, 0.05, 0.0146]\n"
