@@ -32,6 +32,7 @@ import math
 import numpy as np
 
 from experiments.runner import backends
+from experiments.runner import flags as flag_defs
 
 MAX_POINTS = 4096
 
@@ -68,7 +69,8 @@ def evaluate(schedule, steps):
 def jump_steps(flags, derived):
     """{"drops": [...], "restarts": [...]}: the updates where a step schedule drops or cosine_restarts restarts.
 
-    From the run's flags and derived values (config.json's, or `Config.derived()`):
+    From the run's flags (under their current names: `flags.canonical_flags`) and derived
+    values (config.json's, or `Config.derived()`):
     drops at ``boundaries + warmup_steps``; restarts at ``warmup_steps +
     ceil(S_i)``, ``S_i = first_decay_steps * (1 + t_mul + ... + t_mul**(i-1))``
     in exact fractions of the decimal ``t_mul`` (as kschedules'
@@ -79,7 +81,7 @@ def jump_steps(flags, derived):
     drops = [b + warmup for b in derived.get("boundaries") or []]
     restarts, first = [], derived.get("first_decay_steps")
     if flags.get("schedule") == "cosine_restarts" and first:
-        t_mul = fractions.Fraction(str(flags.get("t_mul", flags.get("t_mult")) or 1.0))  # old runs: t_mult
+        t_mul = fractions.Fraction(str(flags.get("t_mul") or 1.0))
         start, length = fractions.Fraction(first), fractions.Fraction(first)
         while warmup + start < total and len(restarts) < MAX_POINTS:
             restarts.append(warmup + math.ceil(start))
@@ -115,7 +117,7 @@ def applied_lr(config, history, max_points=MAX_POINTS):
     import kschedules  # noqa: F401  (registers the classes deserialization needs)
 
     schedule = keras.saving.deserialize_keras_object(derived["schedule"])
-    flags, spe = config.get("flags") or {}, derived["steps_per_epoch"]
+    flags, spe = flag_defs.canonical_flags(config.get("flags") or {}), derived["steps_per_epoch"]
     total = min(derived.get("total_steps", len(history) * spe), len(history) * spe)
     jumps = jump_steps(flags, {**derived, "total_steps": total})
     marks = jumps["drops"] + jumps["restarts"] + [derived.get("warmup_steps") or 0]

@@ -78,10 +78,20 @@ ADDED_FLAG_DEFAULTS = {"strategy": "default", "lr_scaling": "none", "reference_b
                        "val_subset": None, "eval_every": 1, "save_best": False}
 # Deprecated flag names -> the flag they set (the same value, and one warning line;
 # both given: an error). Only the new name is recorded; a config.json recorded with
-# the old one is read with the new (`rundir.canonical_flags`).
+# the old one is read with the new (`canonical_flags`).
 DEPRECATED_ALIASES = {"t_mult": "t_mul"}
 # --lr_log_freq=0: about this many learning_rate/step points per run.
 LR_LOG_POINTS = 1000
+
+
+def canonical_flags(recorded):
+    """A copy of `recorded` flags (a config.json's) with each deprecated name (`DEPRECATED_ALIASES`)
+    renamed to the flag's current one."""
+    renamed = dict(recorded)
+    for old, new in DEPRECATED_ALIASES.items():
+        if old in renamed and new not in renamed:
+            renamed[new] = renamed.pop(old)
+    return renamed
 
 
 def _define(kind, name, default, help_text, **kwargs):

@@ -82,17 +82,8 @@ class Run:
 
     @property
     def flags(self):
-        """The recorded flags, under their current names (`canonical_flags`)."""
-        return canonical_flags((self.config or {}).get("flags", {}))
-
-
-def canonical_flags(flags):
-    """A copy of recorded `flags` with each deprecated name (`flags.DEPRECATED_ALIASES`) renamed."""
-    renamed = dict(flags)
-    for old, new in flag_defs.DEPRECATED_ALIASES.items():
-        if old in renamed and new not in renamed:
-            renamed[new] = renamed.pop(old)
-    return renamed
+        """The recorded flags, under their current names (`flags.canonical_flags`)."""
+        return flag_defs.canonical_flags((self.config or {}).get("flags", {}))
 
 
 def is_run_dir(path):
@@ -218,7 +209,7 @@ def compared_flags(flags, ignore=flag_defs.NOT_COMPARED):
     """{flag: value} of a run's recorded (or current) flags that decide what it computes.
 
     Every runner flag but those in `ignore` (see above), under its current
-    name (`canonical_flags`): a flag missing from an older config.json takes
+    name (`flags.canonical_flags`): a flag missing from an older config.json takes
     the value that behaves as before (`flags.ADDED_FLAG_DEFAULTS`, else None),
     `--reference_batch_size` is None unless the LR is scaled (it is not read
     then), and values are normalised through JSON, so that two runs are the
@@ -227,7 +218,7 @@ def compared_flags(flags, ignore=flag_defs.NOT_COMPARED):
     "PATH" when given, --data_dir always None; what the data holds is config.json's
     "data", compared by `same_data`.
     """
-    flags = canonical_flags(flags)
+    flags = flag_defs.canonical_flags(flags)
     values = {name: flags.get(name, flag_defs.ADDED_FLAG_DEFAULTS.get(name)) for name in flag_defs.RUNNER_FLAGS
               if name not in ignore}
     if "reference_batch_size" in values and flags.get("lr_scaling", "none") == "none":

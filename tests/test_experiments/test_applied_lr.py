@@ -140,6 +140,21 @@ def test_restart_steps_exact_for_t_mul_and_moved_by_lr_update_epoch():
     assert rises == [15, 30, 53, 87, 137]
 
 
+def test_a_run_recorded_with_the_old_flag_name_t_mult_is_sampled_at_its_restarts():
+    # docs/results' runs recorded --t_mult; a run longer than MAX_POINTS is sampled at both sides
+    # of every restart, which the flags' t_mul places.
+    config = _config_json("--schedule=cosine_restarts", "--t0=1", "--t_mul=1.5", "--epochs=20",
+                          train_size=50_000)
+    old = {**config, "flags": {("t_mult" if k == "t_mul" else k): v for k, v in config["flags"].items()}}
+    history = _history([0.1] * 20)
+    restarts = applied_lr.jump_steps(config["flags"], config["derived"])["restarts"]
+    assert restarts[:3] == [391, 978, 1858]  # cycles of 391, 586.5, 879.75 steps: ceil(977.5), ceil(1857.25)
+    new_steps, old_steps = (applied_lr.applied_lr(c, history).steps for c in (config, old))
+    assert config["derived"]["total_steps"] > applied_lr.MAX_POINTS
+    np.testing.assert_array_equal(old_steps, new_steps)
+    assert {s + d for s in restarts for d in (-1, 0, 1) if s + d >= 0} <= set(old_steps.tolist())
+
+
 def test_without_a_schedule_the_per_epoch_staircase_says_so(tmp_path):
     history = _history([0.1, 0.05, 0.01])
     assert applied_lr.applied_lr({"flags": {}, "derived": {"steps_per_epoch": 4}}, history) is None
